@@ -41,10 +41,15 @@ class Recalibration(nn.Module):
     """Base class: a module defined by a per-channel gate of shape (N, C, 1, 1).
 
     ``no_weight_decay`` marks modules whose parameters the optimizer builder exempts from weight
-    decay (SRM's CFC and its BatchNorm, as in the paper).
+    decay (SRM's CFC and its BatchNorm, as in the paper). Every gate passes through the
+    ``activation`` submodule, so a forward hook on it sees the gate values (``stylecls inspect``).
     """
 
     no_weight_decay: bool = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.activation = nn.Sigmoid()
 
     @abstractmethod
     def gate(self, x: Tensor) -> Tensor:
@@ -116,7 +121,7 @@ class SqueezeExcite(Recalibration):
 
     def gate(self, x: Tensor) -> Tensor:
         s = x.mean(dim=(2, 3), keepdim=True)
-        return torch.sigmoid(self.fc2(self.act(self.fc1(s))))
+        return self.activation(self.fc2(self.act(self.fc1(s))))
 
 
 class StyleRecalibration(Recalibration):
@@ -179,16 +184,28 @@ class StyleRecalibration(Recalibration):
             if len(feats) == 2:
                 z = torch.addcmul(z, feats[1], w[:, 1])
             z = self._batch_norm(z)
-        return torch.sigmoid(z)[:, :, None, None].to(x.dtype)
+        return self.activation(z)[:, :, None, None].to(x.dtype)
 
     def _batch_norm(self, z: Tensor) -> Tensor:
-        bn = self.bn
-        if self.training or not bn.track_running_stats:
-            return bn(z)
-        # eval: BN(z) = z·s + t with s = γ/sqrt(var+eps), t = β - mean·s (folded into the CFC's output)
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
+        if self.training or not self.bn.track_running_stats:
+            return self.bn(z)
+        scale, shift = self._folded_bn()
         return torch.addcmul(shift.to(z.dtype), z, scale.to(z.dtype))
+
+    def _folded_bn(self) -> tuple[Tensor, Tensor]:
+        # eval: BN(z) = z·s + t with s = γ/sqrt(var+eps), t = β - mean·s (folded into the CFC's output)
+        bn = self.bn
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        return scale, bn.bias - bn.running_mean * scale
+
+    @torch.no_grad()
+    def effective_weights(self) -> Tensor:
+        """CFC weights with the BatchNorm folded in, (C, n_style): how much each channel's gate
+        depends on its mean and its std at inference (the paper's style-importance analysis)."""
+        if self.integration != "cfc":
+            raise ValueError("effective weights exist for the CFC integration only")
+        scale, _ = self._folded_bn()
+        return self.cfc * scale[:, None]
 
     def extra_repr(self) -> str:
         return f"pooling={self.pooling!r}, integration={self.integration!r}"
@@ -201,7 +218,7 @@ class GatherExcite(Recalibration):
         super().__init__()
 
     def gate(self, x: Tensor) -> Tensor:
-        return torch.sigmoid(x.mean(dim=(2, 3), keepdim=True))
+        return self.activation(x.mean(dim=(2, 3), keepdim=True))
 
 
 class ECA(Recalibration):
@@ -216,7 +233,7 @@ class ECA(Recalibration):
 
     def gate(self, x: Tensor) -> Tensor:
         s = x.mean(dim=(2, 3))  # N, C
-        return torch.sigmoid(self.conv(s.unsqueeze(1))).view(x.shape[0], -1, 1, 1)
+        return self.activation(self.conv(s.unsqueeze(1))).view(x.shape[0], -1, 1, 1)
 
 
 def _identity(channels: int) -> nn.Module:
