@@ -1,0 +1,172 @@
+"""Is a copy complete and readable? ``stylecls data list`` and ``stylecls data check``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+
+from stylecls.data import demo
+from stylecls.data.catalog import DATASETS, card, catalog, dataset_dir
+from stylecls.errors import StyleclsError
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass
+class CheckReport:
+    """The outcome of :func:`check`: ``ok`` only for a complete, readable copy."""
+
+    dataset: str
+    root: str
+    ok: bool
+    lines: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, console: Any) -> None:
+        """Print the report with rich (tables, then findings, then the verdict)."""
+        from rich.table import Table as RichTable
+
+        for t in self.tables:
+            table = RichTable(title=t.title, title_justify="left")
+            for i, col in enumerate(t.columns):
+                table.add_column(col, justify="left" if i == 0 else "right")
+            for row in t.rows:
+                table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+            console.print(table)
+        for line in self.lines:
+            console.print(line, highlight=False, soft_wrap=True)
+        verdict = "[green]OK: complete and readable[/]" if self.ok else "[red]NOT OK[/]"
+        console.print(f"{self.dataset} at {self.root}: {verdict}", highlight=False)
+
+
+class _Decodes(Dataset):
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> str:
+        from stylecls.data.loading import decode
+
+        try:
+            decode(self.paths[i])
+            return ""
+        except Exception as e:  # noqa: BLE001 - any failure to decode is what we report
+            from stylecls.data.loading import _reason
+
+            return f"{self.paths[i]}: {_reason(e)}"
+
+
+def find_undecodable(paths: list[str], workers: int = 2, progress: bool = True) -> list[str]:
+    """``path: reason`` for every file that does not decode (in parallel, with a progress bar)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    loader = DataLoader(_Decodes(paths), batch_size=32, num_workers=workers, collate_fn=list)
+    bad: list[str] = []
+    with Progress(
+        TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
+    ) as bar:
+        task = bar.add_task("decode", total=len(paths))
+        for batch in loader:
+            bad.extend(b for b in batch if b)
+            bar.advance(task, len(batch))
+    return bad
+
+
+def check(
+    name: str,
+    root: str | Path | None = None,
+    deep: bool = False,
+    *,
+    workers: int = 2,
+    progress: bool = True,
+    **options: Any,
+) -> CheckReport:
+    """Compare a copy with the counts of a complete one; with ``deep``, decode every image."""
+    frame = catalog(name, root, **options)
+    info = frame.attrs["info"]
+    expected = info["expected"] or {}
+    exp_domains = expected.get("domains", {})
+    splits = frame.pivot_table(index="domain", columns="split", values="path", aggfunc="count", fill_value=0)
+    rows = []
+    for domain in info["domains"]:
+        found = info["found"]["domains"].get(domain, 0)
+        parts = [int(splits.loc[domain, s]) if domain in splits.index and s in splits.columns else 0 for s in ("train", "val", "test")]
+        rows.append([domain, found, exp_domains.get(domain, "-"), *parts])
+    rows.append(["total", info["found"]["images"], expected.get("images", "-"),
+                 *[int((frame["split"] == s).sum()) for s in ("train", "val", "test")]])
+    tables = [Table(f"{name}: images per domain (split: {info['split_source']})",
+                    ["domain", "found", "expected", "train", "val", "test"], rows)]
+    per_class = frame.groupby("class_name").size()
+    tables.append(Table(
+        f"{name}: images per class ({info['found']['classes']} of {len(info['classes'])} classes present)",
+        ["class", *info["domains"], "total"],
+        [[c, *[int(((frame["class_name"] == c) & (frame["domain"] == d)).sum()) for d in info["domains"]],
+          int(per_class.get(c, 0))] for c in info["classes"]] if len(info["classes"]) <= 100 else [],
+    ))
+    lines = []
+    if info["expected"] is None:
+        lines.append("no reference counts for a plain folder: checked for readable images only")
+    if info["missing_domains"]:
+        lines.append(f"[red]missing domains:[/] {', '.join(info['missing_domains'])}")
+    if info["missing_classes"]:
+        lines.append(f"[red]missing classes ({len(info['missing_classes'])}):[/] {', '.join(info['missing_classes'])}")
+    if info["missing_listed"]:
+        lines.append(f"[red]split-list lines naming files not in this copy:[/] {info['missing_listed']:,}")
+    lines.extend(f"[yellow]warning:[/] {w}" for w in info["warnings"])
+    bad: list[str] = []
+    if deep:
+        bad = find_undecodable(sorted(set(frame["path"])), workers=workers, progress=progress)
+        if bad:
+            lines.append(f"[red]{len(bad)} files cannot be decoded:[/]")
+            lines.extend(f"  {b}" for b in bad)
+        else:
+            lines.append(f"all {frame['path'].nunique():,} images decode")
+    else:
+        lines.append("(not decoded: add --deep to decode every image)")
+    ok = bool(info["complete"]) and not bad
+    return CheckReport(name, info["root"], ok, lines, tables, bad, info)
+
+
+def list_datasets(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """One row per dataset: where it is looked for, whether it is there, found vs expected images."""
+    out = []
+    for name in DATASETS:
+        c = card(name)
+        where = dataset_dir(name, root)
+        row: dict[str, Any] = {"dataset": name, "where": str(where), "status": "missing", "images": "-",
+                               "expected": "-", "classes": "-", "domains": "-"}
+        if name == "folder":
+            row.update(where="--data-root <folder>", status="any folder of class folders")
+        elif name == "demo" and not demo.is_generated(where):
+            row.update(status="generated on first use")
+        else:
+            try:
+                info = catalog(name, root).attrs["info"]
+            except StyleclsError:
+                out.append(row)
+                continue
+            exp = info["expected"] or {}
+            row.update(
+                status="complete" if info["complete"] else "incomplete",
+                images=info["found"]["images"],
+                expected=exp.get("images", "-"),
+                classes=f"{info['found']['classes']}/{len(info['classes'])}",
+                domains=len(info["domains"]),
+            )
+        row["source"] = c.source
+        out.append(row)
+    return out
+
+

@@ -1,0 +1,182 @@
+"""The built-in demo: a procedurally generated style dataset, so the pipeline runs with no download.
+
+Classes are textures defined by their statistics (stripes, checks, dots, hatching, waves, zigzags,
+rings, Voronoi cells, fine and coarse noise), each image with its own random angle, frequency and
+phase. Domains are renderings of the same textures (colour photo-like, posterised palette, soft
+watercolour, line-art sketch), so texture classification and leave-one-domain-out both mean
+something. Everything is vectorised numpy and seeded, so every machine writes the same pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+from stylecls.data.folder import read_domains
+from stylecls.data.paths import cache_root
+from stylecls.data.records import Card, build_frame, summarise
+
+VERSION = 1
+SEED = 0
+SIZE = 64
+PER_CELL = 60  # images per (domain, class)
+TRAIN_PER_CELL = 48  # the fixed split: images 0..47 train, 48..59 val
+CLASSES = ("cells", "checks", "dots", "hatching", "noise_coarse", "noise_fine", "rings", "stripes", "waves", "zigzag")
+DOMAINS = ("photo", "poster", "sketch", "watercolor")
+
+CARD = Card(
+    name="demo",
+    title="demo dataset",
+    folder=None,
+    layout=f"<cache>/demo/<domain>/<class>/NNN.png, generated on first use ({len(CLASSES)} classes x "
+    f"{len(DOMAINS)} domains x {PER_CELL} images, {SIZE} px)",
+    source="stylecls itself (generated, no download)",
+)
+
+
+def demo_root() -> Path:
+    return cache_root() / "demo"
+
+
+def _textures(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` grayscale textures of one class, values in [0, 1], shape (n, SIZE, SIZE)."""
+    y, x = (np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE)[:, None]
+    theta = rng.uniform(0, np.pi, (n, 1, 1)).astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
+    u = x * np.cos(theta) + y * np.sin(theta)
+    v = -x * np.sin(theta) + y * np.cos(theta)
+
+    def freq(lo: float, hi: float) -> np.ndarray:
+        return rng.uniform(lo, hi, (n, 1, 1)).astype(np.float32)
+
+    if kind == "stripes":
+        f = np.sin(2 * np.pi * freq(3, 6) * u + phase)
+    elif kind == "checks":
+        k = freq(2.5, 4.5)
+        f = np.sign(np.sin(2 * np.pi * k * u + phase)) * np.sign(np.sin(2 * np.pi * k * v))
+    elif kind == "dots":
+        k, r = freq(4, 7), freq(0.18, 0.32)
+        du, dv = (k * u + phase) % 1 - 0.5, (k * v) % 1 - 0.5
+        f = np.tanh((r - np.hypot(du, dv)) * 25)
+    elif kind == "hatching":
+        k = freq(7, 11)
+        line = lambda w: np.exp(-(((w % 1) - 0.5) ** 2) / 0.004)  # noqa: E731
+        f = np.maximum(line(k * u + phase), line(k * v))
+    elif kind == "waves":
+        f = np.sin(2 * np.pi * (freq(3, 6) * u + freq(0.4, 0.8) * np.sin(2 * np.pi * freq(1.5, 3) * v)) + phase)
+    elif kind == "zigzag":
+        tri = 2 * np.abs(2 * ((freq(2, 4) * v) % 1) - 1) - 1
+        f = np.sin(2 * np.pi * (freq(3, 6) * u + freq(0.3, 0.6) * tri) + phase)
+    elif kind == "rings":
+        cx, cy = freq(0.1, 0.9), freq(0.1, 0.9)
+        f = np.sin(2 * np.pi * freq(5, 9) * np.hypot(x - cx, y - cy) + phase)
+    elif kind == "cells":
+        pts = rng.uniform(0, 1, (n, 14, 2, 1, 1)).astype(np.float32)
+        d = np.sort(np.hypot(x - pts[:, :, 0], y - pts[:, :, 1]), axis=1)
+        f = -np.tanh((d[:, 1] - d[:, 0]) * 40 - 0.6)
+    elif kind in ("noise_fine", "noise_coarse"):
+        sigma = 0.8 if kind == "noise_fine" else 4.0
+        f = gaussian_filter(rng.standard_normal((n, SIZE, SIZE)).astype(np.float32), (0, sigma, sigma), mode="wrap")
+    else:  # pragma: no cover - CLASSES and this function change together
+        raise ValueError(kind)
+    lo, hi = f.min(axis=(1, 2), keepdims=True), f.max(axis=(1, 2), keepdims=True)
+    return ((f - lo) / np.maximum(hi - lo, 1e-6)).astype(np.float32)
+
+
+def _colours(n: int, rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]) -> np.ndarray:
+    """``n`` random RGB colours (n, 3, 1, 1) from hue/saturation/value ranges."""
+    h = rng.uniform(0, 1, n)
+    s, v = rng.uniform(*saturation, n), rng.uniform(*value, n)
+    k = (np.array([5, 3, 1])[None] + h[:, None] * 6) % 6
+    rgb = v[:, None] - v[:, None] * s[:, None] * np.clip(np.minimum(k, 4 - k), 0, 1)
+    return rgb.astype(np.float32)[:, :, None, None]
+
+
+def _render(domain: str, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Render textures ``t`` (n, H, W) in [0, 1] as uint8 RGB (n, H, W, 3) in one domain's style."""
+    n = len(t)
+    t = t[:, None]
+    if domain == "photo":
+        a, b = _colours(n, rng, (0.2, 0.7), (0.15, 0.45)), _colours(n, rng, (0.2, 0.7), (0.6, 0.95))
+        light = np.linspace(0.85, 1.15, SIZE, dtype=np.float32)[None, None, :, None] ** rng.choice([-1, 1], (n, 1, 1, 1))
+        img = (a + t * (b - a)) * light + rng.normal(0, 0.03, (n, 3, SIZE, SIZE))
+    elif domain == "poster":
+        palette = np.stack([_colours(n, rng, (0.8, 1.0), (0.5, 1.0)) for _ in range(3)], 1)  # n,3(levels),3,1,1
+        level = np.clip((t[:, 0] * 3).astype(int), 0, 2)  # n,H,W
+        img = np.take_along_axis(palette[:, :, :, 0, 0][:, :, None, None, :], level[:, None, :, :, None], 1)
+        img = img[:, 0].transpose(0, 3, 1, 2)
+    elif domain == "watercolor":
+        soft = gaussian_filter(t, (0, 0, 1.4, 1.4), mode="wrap")
+        base = _colours(n, rng, (0.1, 0.35), (0.85, 1.0))
+        tint = _colours(n, rng, (0.3, 0.6), (0.6, 0.9))
+        img = base + 0.45 * soft * (tint - base)
+    elif domain == "sketch":
+        gy, gx = np.gradient(t[:, 0], axis=(1, 2))
+        edge = np.hypot(gx, gy)
+        edge = edge / np.maximum(np.percentile(edge, 97, axis=(1, 2), keepdims=True), 1e-6)
+        ink = np.clip(edge, 0, 1)[:, None]
+        paper = rng.uniform(0.9, 1.0, (n, 1, 1, 1)) + rng.normal(0, 0.02, (n, 1, SIZE, SIZE))
+        img = np.repeat(paper * (1 - 0.85 * ink), 3, axis=1)
+    else:  # pragma: no cover
+        raise ValueError(domain)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def generate(target: Path, seed: int = SEED) -> None:
+    """Write the demo set into ``target`` (atomically: a temporary folder renamed into place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=target.parent))
+    try:
+        for ci, cls in enumerate(CLASSES):
+            rng = np.random.default_rng([seed, VERSION, ci])
+            textures = _textures(cls, PER_CELL * len(DOMAINS), rng)
+            for di, domain in enumerate(DOMAINS):
+                pixels = _render(domain, textures[di * PER_CELL : (di + 1) * PER_CELL], rng)
+                out = tmp / domain / cls
+                out.mkdir(parents=True)
+                for i, img in enumerate(pixels):
+                    Image.fromarray(img).save(out / f"{i:03d}.png", compress_level=1)
+        (tmp / ".complete").write_text(f"{VERSION}\n")
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first; its copy is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def is_generated(root: Path | None = None) -> bool:
+    marker = (root or demo_root()) / ".complete"
+    return marker.is_file() and marker.read_text().strip() == str(VERSION)
+
+
+def load(root: Path | None = None, seed: int = 0) -> pd.DataFrame:
+    """The demo catalogue (generated on first use). ``seed`` is accepted for uniformity: the split is fixed."""
+    root = root or demo_root()
+    if not is_generated(root):
+        generate(root)
+    found = read_domains(root, DOMAINS, CLASSES, CARD)
+    splits = ["train" if int(Path(p).stem) < TRAIN_PER_CELL else "val" for p, _, _ in found.rows]
+    cells = len(CLASSES) * PER_CELL
+    info = summarise(
+        found.rows,
+        dataset="demo",
+        root=root,
+        classes=CLASSES,
+        domains=DOMAINS,
+        expected={"images": cells * len(DOMAINS), "classes": len(CLASSES), "domains": {d: cells for d in DOMAINS}},
+        split_source="official",
+        warnings=found.warnings,
+        extra={"seed": seed},
+    )
+    return build_frame(found.rows, splits, CLASSES, info)

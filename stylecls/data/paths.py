@@ -1,0 +1,19 @@
+"""Where datasets are looked for and where generated or prepared data is written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+
+def default_root() -> Path:
+    """The data root: ``$STYLECLS_DATA`` or ``./datasets``."""
+    return Path(os.environ.get("STYLECLS_DATA") or "datasets").expanduser().absolute()
+
+
+def cache_root() -> Path:
+    """Generated and prepared data: ``$STYLECLS_CACHE`` or the user cache dir (never the repo)."""
+    env = os.environ.get("STYLECLS_CACHE")
+    return Path(env).expanduser().absolute() if env else Path(platformdirs.user_cache_dir("stylecls"))

@@ -1,0 +1,82 @@
+"""Evaluation protocols on top of a catalogue: which rows train, select the model, and test.
+
+- ``single``: the catalogue's own train/val/test split (DTD, WikiArt, folders).
+- ``lodo`` (leave one domain out, DomainBed's protocol): train and select on the other domains'
+  train/val rows, test on every image of the held-out domain.
+- ``multi-domain`` (the paper's Office-Home task): all domains together. Multi-domain catalogues
+  hold train/val (80/20) per domain, so the held-out 20% becomes the test part and a seeded,
+  stratified eighth of the training rows becomes the val part (70/10/20 overall).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+from stylecls.data.records import relative_key, seeded_split
+from stylecls.errors import StyleclsError, unknown_name
+
+PROTOCOLS = ("auto", "single", "lodo", "multi-domain")
+
+
+def protocol_parts(
+    frame: pd.DataFrame, protocol: str = "auto", test_domain: str | None = None, seed: int | None = None
+) -> pd.DataFrame:
+    """A copy of ``frame`` with a ``part`` column (train/val/test) for ``protocol``."""
+    if protocol not in PROTOCOLS:
+        raise unknown_name("protocol", protocol, PROTOCOLS)
+    info = copy.deepcopy(frame.attrs.get("info", {}))
+    domains = list(info.get("domains") or sorted(frame["domain"].unique()))
+    multi = len(domains) > 1
+    if protocol == "auto":
+        protocol = "lodo" if test_domain is not None else ("multi-domain" if multi else "single")
+    if test_domain is not None and protocol != "lodo":
+        raise StyleclsError(f"--test-domain only applies to the lodo protocol, not {protocol!r}")
+    if seed is None:
+        seed = int(info.get("seed", 0))
+    out = frame.copy()
+    if protocol == "lodo":
+        if test_domain is None:
+            raise StyleclsError(f"the lodo protocol needs a test domain; choose one of: {', '.join(domains)}")
+        if test_domain not in domains:
+            raise unknown_name("test domain", test_domain, domains)
+        if not multi:
+            raise StyleclsError(f"{info.get('dataset', 'this dataset')} has one domain; lodo needs several")
+        held = out["domain"] == test_domain
+        if not held.any():
+            raise StyleclsError(f"domain {test_domain!r} has no images in this copy")
+        out["part"] = np.where(held, "test", out["split"])
+        out.loc[~held & (out["split"] == "test"), "part"] = "test_in_domain"
+        out = out[out["part"] != "test_in_domain"]
+    elif protocol == "multi-domain":
+        if (out["split"] == "test").any():
+            out["part"] = out["split"]
+        else:
+            out["part"] = np.where(out["split"] == "val", "test", "train")
+            train = np.flatnonzero(out["part"].to_numpy() == "train")
+            root = info.get("root", "/")
+            keys = [relative_key(p, root) for p in out["path"].to_numpy()[train]]
+            strata = (out["domain"] + "/" + out["class_name"]).to_numpy()[train]
+            held = seeded_split(keys, strata, {"val": 1 / 8}, seed)
+            out.iloc[train, out.columns.get_loc("part")] = held
+    else:  # single
+        if not (out["split"] == "test").any():
+            raise StyleclsError(
+                f"{info.get('dataset', 'this dataset')} has no test split of its own; use --protocol multi-domain "
+                f"or --protocol lodo --test-domain <{'|'.join(domains)}>"
+            )
+        out["part"] = out["split"]
+    out = out.reset_index(drop=True)
+    counts = out["part"].value_counts()
+    for part in ("train", "val", "test"):
+        if counts.get(part, 0) == 0:
+            info.setdefault("warnings", []).append(f"protocol {protocol}: the {part} part is empty")
+    info.update(
+        protocol=protocol,
+        test_domain=test_domain,
+        parts={p: int(counts.get(p, 0)) for p in ("train", "val", "test")},
+    )
+    out.attrs["info"] = info
+    return out

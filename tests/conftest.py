@@ -1,0 +1,43 @@
+"""Shared fixtures: a per-session cache (the demo set is generated once) and the real data path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: ../shared/data relative to the repository root: real subsets for integration tests.
+SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder for the whole session, holding the generated demo dataset."""
+    from stylecls.data import demo
+
+    path = tmp_path_factory.mktemp("stylecls-cache")
+    demo.generate(path / "demo")
+    return path
+
+
+@pytest.fixture
+def demo_env(demo_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ``STYLECLS_CACHE`` at the session cache (demo generated once); returns that folder."""
+    monkeypatch.setenv("STYLECLS_CACHE", str(demo_cache))
+    return demo_cache
+
+
+@pytest.fixture
+def cache_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty, private ``STYLECLS_CACHE`` for one test."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("STYLECLS_CACHE", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data subsets; skips the test where they are absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
