@@ -146,7 +146,7 @@ def list_datasets(root: str | Path | None = None) -> list[dict[str, Any]]:
         c = card(name)
         where = dataset_dir(name, root)
         row: dict[str, Any] = {"dataset": name, "where": str(where), "status": "missing", "images": "-",
-                               "expected": "-", "classes": "-", "domains": "-"}
+                               "expected": "-", "classes": "-", "domains": "-", "source": c.source}
         if name == "folder":
             row.update(where="--data-root <folder>", status="any folder of class folders")
         elif name == "demo" and not demo.is_generated(where):
@@ -165,7 +165,6 @@ def list_datasets(root: str | Path | None = None) -> list[dict[str, Any]]:
                 classes=f"{info['found']['classes']}/{len(info['classes'])}",
                 domains=len(info["domains"]),
             )
-        row["source"] = c.source
         out.append(row)
     return out
 
