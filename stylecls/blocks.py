@@ -74,7 +74,8 @@ class _StylePool(torch.autograd.Function):
 
     ``torch.var`` over H×W runs a scalar Welford loop on the CPU (~50-90× a mean here); we take the
     mean, then the norm of the centred tensor (two vectorised passes, no cancellation when
-    |mean| >> std). The backward is one fused pass: dL/dx = a + b·x with per-channel a, b.
+    |mean| >> std). The centred tensor is kept for the backward, which is one fused pass:
+    dL/dx = gμ/n + gσ·(x - μ)/((n - 1)σ).
     """
 
     @staticmethod
@@ -82,22 +83,20 @@ class _StylePool(torch.autograd.Function):
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         n = xf.shape[-1] * xf.shape[-2]
         mean = xf.mean(dim=(2, 3), keepdim=True)
-        sq = torch.linalg.vector_norm(xf - mean, dim=(2, 3), keepdim=True).square_()
+        centred = xf - mean
+        sq = torch.linalg.vector_norm(centred, dim=(2, 3), keepdim=True).square_()
         std = (sq / max(n - 1, 1)).add_(eps).sqrt_()
-        ctx.save_for_backward(x, mean, std)
+        ctx.save_for_backward(centred.to(x.dtype), std)
         ctx.n = n
         return mean.to(x.dtype), std.to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_mean: Tensor, grad_std: Tensor) -> tuple[Tensor, None]:
-        x, mean, std = ctx.saved_tensors
+        centred, std = ctx.saved_tensors
         n = ctx.n
-        grad_mean = grad_mean.float()
-        grad_std = grad_std.float()
-        # dσ/dx_i = (x_i - μ) / ((n - 1) σ);  dμ/dx_i = 1 / n
-        b = grad_std / (std * max(n - 1, 1))
-        a = grad_mean / n - b * mean
-        grad_x = torch.addcmul(a.to(x.dtype), b.to(x.dtype), x)
+        b = grad_std.float() / (std * max(n - 1, 1))
+        a = grad_mean.float() / n
+        grad_x = torch.addcmul(a.to(centred.dtype), b.to(centred.dtype), centred)
         return grad_x, None
 
 

@@ -1,0 +1,124 @@
+"""What a recalibration block costs: parameters, FLOPs, and measured step-time ratios.
+
+Timings on shared machines are noisy, so every block is timed side by side with the plain
+backbone, alternating, and we report the median of the per-repeat ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from stylecls.models import build_model, count_parameters
+
+
+@dataclass
+class BlockCost:
+    """One row of the overhead table (times in milliseconds, ratios against ``block='none'``)."""
+
+    arch: str
+    block: str
+    params: int
+    gflops: float
+    train_ms: float | None = None
+    infer_ms: float | None = None
+    train_ratio: float | None = None
+    infer_ratio: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_gflops(model: nn.Module, img_size: int, batch: int = 1) -> float:
+    """Forward GFLOPs per image (torch.utils.flop_counter: one multiply-add = 2 FLOPs)."""
+    x = torch.randn(batch, 3, img_size, img_size)
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    model.train(was_training)
+    return counter.get_total_flops() / batch / 1e9
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def _infer_step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+
+    return step
+
+
+def _seconds(fn: Callable[[], None]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _side_by_side(base: Callable[[], None], other: Callable[[], None], repeats: int, warmup: int) -> tuple[float, float, float]:
+    """Median base time, median other time and median of per-repeat ratios, alternating the order."""
+    for _ in range(warmup):
+        base()
+        other()
+    tb, to, ratios = [], [], []
+    for i in range(repeats):
+        if i % 2:
+            o, b = _seconds(other), _seconds(base)
+        else:
+            b, o = _seconds(base), _seconds(other)
+        tb.append(b)
+        to.append(o)
+        ratios.append(o / b)
+    return statistics.median(tb), statistics.median(to), statistics.median(ratios)
+
+
+def measure_overhead(
+    arch: str,
+    blocks: Iterable[str],
+    img_size: int,
+    batch: int = 16,
+    num_classes: int = 1000,
+    time_steps: bool = True,
+    repeats: int = 10,
+    warmup: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> list[BlockCost]:
+    """Parameters, GFLOPs and (optionally) train/inference ratios of each block against the plain net."""
+    torch.manual_seed(0)
+    plain = build_model(arch, "none", num_classes=num_classes)
+    x = torch.randn(batch, 3, img_size, img_size)
+    y = torch.randint(0, num_classes, (batch,))
+    rows: list[BlockCost] = []
+    plain_train, plain_infer = _train_step(plain, x, y), _infer_step(plain, x)
+    for block in blocks:
+        if progress:
+            progress(f"{arch} / {block}")
+        model = plain if block == "none" else build_model(arch, block, num_classes=num_classes)
+        row = BlockCost(arch, block, count_parameters(model), round(count_gflops(model, img_size), 4))
+        if time_steps:
+            train, infer = _train_step(model, x, y), _infer_step(model, x)
+            tb, to, row.train_ratio = _side_by_side(plain_train, train, repeats, warmup)
+            row.train_ms = to * 1e3
+            ib, io, row.infer_ratio = _side_by_side(plain_infer, infer, repeats, warmup)
+            row.infer_ms = io * 1e3
+        rows.append(row)
+    return rows

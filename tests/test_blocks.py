@@ -1,0 +1,163 @@
+"""Recalibration blocks: SRM against the paper's formula, shapes/dtypes/layouts of every block."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylecls.blocks import (
+    BLOCKS,
+    StyleRecalibration,
+    add_recalibrated,
+    create_block,
+    no_weight_decay_names,
+    style_pool,
+)
+from stylecls.errors import StyleclsError
+
+
+def srm_reference(x: torch.Tensor, block: StyleRecalibration) -> torch.Tensor:
+    """The paper's SRM written naively: torch.var, a CFC, BatchNorm, sigmoid, x·g."""
+    mean = x.mean(dim=(2, 3))
+    std = torch.sqrt(x.var(dim=(2, 3), unbiased=True) + 1e-5)
+    feats = {"mean+std": [mean, std], "mean": [mean], "std": [std]}[block.pooling]
+    if block.integration == "mlp":
+        z = block.mlp(torch.cat(feats, dim=1))
+    else:
+        z = sum(f * block.cfc[:, i] for i, f in enumerate(feats))
+        bn = block.bn
+        z = F.batch_norm(
+            z, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias,
+            training=block.training, momentum=0.0, eps=bn.eps,
+        )
+    return x * torch.sigmoid(z)[:, :, None, None]
+
+
+def _randomised_srm(channels: int, **options) -> StyleRecalibration:
+    torch.manual_seed(0)
+    block = StyleRecalibration(channels, **options)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0, 0.5)
+        if block.integration == "cfc":
+            block.bn.running_mean.normal_(0, 0.3)
+            block.bn.running_var.uniform_(0.5, 2.0)
+    return block
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-12)).item()
+
+
+def _assert_close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4) -> None:
+    assert _rel_err(a, b) <= rtol, _rel_err(a, b)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("offset", [0.0, 1e3], ids=["centred", "offset1e3"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"pooling": "mean"}, {"pooling": "std"}, {"integration": "mlp"}],
+    ids=["paper", "mean-only", "std-only", "mlp"],
+)
+def test_srm_matches_paper_formula_with_gradients(training: bool, offset: float, options: dict) -> None:
+    block = _randomised_srm(8, **options).train(training)
+    torch.manual_seed(1)
+    # offset inputs: |mean| >> std inside each map; the means still spread across the batch, as
+    # real features do (a batch of identical means makes train-mode BN ill-conditioned in any precision)
+    offset = offset * (1 + 0.01 * torch.randn(4, 8, 1, 1))
+    x = (torch.randn(4, 8, 5, 6) * torch.rand(1, 8, 1, 1) * 2 + offset).requires_grad_()
+    identity = torch.randn(4, 8, 5, 6)
+    grad = torch.randn(4, 8, 5, 6)
+
+    out = add_recalibrated(block, x, identity)
+    out.backward(grad)
+    results = {"ours": (out, x.grad, [p.grad for p in block.parameters()])}
+    for dtype in (torch.float32, torch.float64):  # the naive formula in float32, and the exact value
+        reference = _randomised_srm(8, **options).train(training).to(dtype)
+        x_ref = x.detach().to(dtype).requires_grad_()
+        ref = identity.to(dtype) + srm_reference(x_ref, reference)
+        ref.backward(grad.to(dtype))
+        results[dtype] = (ref.detach(), x_ref.grad, [p.grad for p in reference.parameters()])
+    exact = results[torch.float64]
+    for i, (ours, naive, true) in enumerate(zip(results["ours"], results[torch.float32], exact)):
+        for a, b, c in zip(*(t if isinstance(t, list) else [t] for t in (ours, naive, true))):
+            # within 1e-4 of the naive formula, or (where float32 itself cannot get there, as for
+            # sums like Σ ∂L/∂y·x over inputs offset by 1e3) no further from the exact value than it
+            assert _rel_err(a, b) <= 1e-4 or _rel_err(a, c) <= 2 * _rel_err(b, c), (i, _rel_err(a, b), _rel_err(b, c))
+
+
+def test_srm_starts_as_half_gate_and_updates_running_stats() -> None:
+    block = StyleRecalibration(6)
+    x = torch.randn(3, 6, 4, 4)
+    assert torch.equal(block.cfc, torch.zeros(6, 2))
+    torch.testing.assert_close(block(x), x * 0.5)
+    assert int(block.bn.num_batches_tracked) == 1
+
+
+def test_style_pool_is_safe_for_large_offsets() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 16) * 0.01 + 1e3
+    mean, std = style_pool(x)
+    x64 = x.double()
+    _assert_close(std.flatten(1).double(), torch.sqrt(x64.var(dim=(2, 3)) + 1e-5))
+    _assert_close(mean.flatten(1).double(), x64.mean(dim=(2, 3)), rtol=1e-6)
+
+
+def test_srm_eval_folds_batchnorm_into_cfc() -> None:
+    block = _randomised_srm(5).eval()
+    w = block.effective_weights()
+    x = torch.randn(2, 5, 4, 4)
+    mean, std = x.mean(dim=(2, 3)), torch.sqrt(x.var(dim=(2, 3)) + 1e-5)
+    bn = block.bn
+    shift = bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    gate = torch.sigmoid(mean * w[:, 0] + std * w[:, 1] + shift)
+    torch.testing.assert_close(block(x), x * gate[:, :, None, None], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_block_keeps_shape_dtype_and_layout(name: str, dtype: torch.dtype, channels_last: bool, training: bool) -> None:
+    block = create_block(name, 32).to(dtype).train(training)
+    x = torch.randn(4, 32, 7, 7, dtype=dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    identity = torch.randn_like(x)
+    for out in (block(x), add_recalibrated(block, x, identity)):
+        assert out.shape == x.shape
+        assert out.dtype == dtype
+        assert torch.isfinite(out.float()).all()
+    # the fused residual equals the plain one
+    torch.testing.assert_close(add_recalibrated(block, x, identity), block(x) + identity, rtol=2e-2, atol=2e-2)
+
+
+def test_gates_pass_through_activation_hook() -> None:
+    seen = {}
+    for name in ("se", "srm", "ge", "eca"):
+        block = create_block(name, 16)
+        block.activation.register_forward_hook(lambda m, i, o, name=name: seen.setdefault(name, o))
+        block(torch.randn(2, 16, 4, 4))
+    assert set(seen) == {"se", "srm", "ge", "eca"}
+    assert all(v.numel() == 2 * 16 and ((v > 0) & (v < 1)).all() for v in seen.values())
+
+
+def test_eca_kernel_size_is_adaptive() -> None:
+    assert create_block("eca", 64).conv.kernel_size == (3,)
+    assert create_block("eca", 2048).conv.kernel_size == (7,)
+
+
+def test_bad_block_name_and_option_are_clear_errors() -> None:
+    with pytest.raises(StyleclsError, match=r"unknown block 'cbam'; choose one of: eca, ge, none, se, srm"):
+        create_block("cbam", 8)
+    with pytest.raises(StyleclsError, match="unknown SRM pooling 'max'"):
+        create_block("srm", 8, pooling="max")
+    with pytest.raises(StyleclsError, match="does not take the options"):
+        create_block("se", 8, pooling="mean")
+
+
+def test_no_weight_decay_names_are_srm_parameters_only() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), create_block("srm", 8), create_block("se", 8))
+    assert no_weight_decay_names(model) == {"1.cfc", "1.bn.weight", "1.bn.bias"}
