@@ -32,10 +32,10 @@ VARYING = ("seed", "data.split", "data.test_domain", "data.options.split", "data
 #: Settings that change how fast a run went, not what it learned.
 EXECUTION = {
     "train.workers", "train.device", "train.world_size", "train.compile", "train.channels_last",
-    "train.amp", "train.skip_bad", "train.resume", "train.progress", "train.log_every",
+    "train.amp", "train.amp_dtype", "train.sync_bn", "train.skip_bad", "train.progress",
 }
-#: Run metadata that is not a setting.
-METADATA = {"name", "created", "status", "versions", "best", "data.root", "data.info", "data.counts", "data.domains"}
+#: What a run found or measured rather than was told (the rest of config.json is metadata too).
+METADATA = {"data.root", "data.info", "data.counts", "data.domains", "data.complete", "train.parameters"}
 #: ``--by``: the config keys that make a column (they may differ across columns, not within one).
 BY = {"block": ("model.block", "model.block_options"), "arch": ("model.arch",)}
 METRICS = ("top1", "top5", "balanced_accuracy", "macro_f1")
@@ -62,17 +62,15 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunFolder]:
 
 
 def _settings(cfg: dict[str, Any]) -> dict[str, str]:
-    """The config as flat ``section.key`` -> JSON text, without metadata and execution details."""
+    """The model/data/train sections as flat ``section.key`` -> JSON text, without run metadata
+    (name, time, versions, counts) and execution details (workers, device, AMP ...)."""
     flat: dict[str, str] = {}
-    for key, value in cfg.items():
-        if isinstance(value, dict) and key in ("model", "data", "train"):
-            for sub, v in value.items():
-                if key == "data" and sub == "options" and isinstance(v, dict):  # DTD's split lives here
-                    flat.update({f"data.options.{o}": json.dumps(x, sort_keys=True) for o, x in v.items()})
-                else:
-                    flat[f"{key}.{sub}"] = json.dumps(v, sort_keys=True)
-        else:
-            flat[key] = json.dumps(value, sort_keys=True)
+    for section in ("model", "data", "train"):
+        for key, value in (cfg.get(section) or {}).items():
+            if section == "data" and key == "options" and isinstance(value, dict):  # DTD's split lives here
+                flat.update({f"data.options.{o}": json.dumps(v, sort_keys=True) for o, v in value.items()})
+            else:
+                flat[f"{section}.{key}"] = json.dumps(value, sort_keys=True)
     skip = METADATA | EXECUTION | set(VARYING)
     return {k: v for k, v in flat.items() if k not in skip}
 

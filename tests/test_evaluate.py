@@ -1,0 +1,193 @@
+"""Evaluation: metrics against hand-computed cases, and the eval/ files of a hand-made run."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stylecls.errors import StyleclsError
+from stylecls.evaluate import (
+    classification_metrics,
+    confusion_table,
+    domain_gap,
+    evaluate,
+    per_class_table,
+    plot_confusion,
+    select_rows,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_run import CLASSES, make_run  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("cache_env")  # nothing may land in the user's cache
+
+# Six images, three classes; predictions 0,1,1,1,2,0 (true 0,0,1,1,2,2).
+LABELS = np.array([0, 0, 1, 1, 2, 2])
+PROBS = np.array(
+    [
+        [0.7, 0.2, 0.1],
+        [0.3, 0.6, 0.1],
+        [0.1, 0.8, 0.1],
+        [0.2, 0.5, 0.3],
+        [0.1, 0.1, 0.8],
+        [0.5, 0.1, 0.4],
+    ]
+)
+
+
+def test_classification_metrics_match_a_hand_calculation() -> None:
+    m = classification_metrics(LABELS, PROBS)
+    assert m["top1"] == pytest.approx(4 / 6)
+    assert m["balanced_accuracy"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
+    # F1 per class: 0 -> P 1/2 R 1/2 = 0.5; 1 -> P 2/3 R 1 = 0.8; 2 -> P 1 R 1/2 = 2/3
+    assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    true_p = [0.7, 0.3, 0.8, 0.5, 0.8, 0.4]
+    assert m["loss"] == pytest.approx(-np.mean(np.log(true_p)))
+    assert m["count"] == 6
+    assert "top5" not in m  # only with more than five classes
+
+
+def test_top5_with_more_than_five_classes() -> None:
+    probs = np.full((2, 7), 0.1)
+    probs[0, [0, 1, 2, 3, 4]] = [0.3, 0.25, 0.2, 0.15, 0.12]  # true class 4 is 5th: a top-5 hit
+    probs[1, [0, 1, 2, 3, 4]] = [0.3, 0.25, 0.2, 0.15, 0.12]  # true class 6 is tied last: a miss
+    probs[1, 6] = 0.01
+    m = classification_metrics(np.array([4, 6]), probs)
+    assert m["top1"] == 0.0
+    assert m["top5"] == pytest.approx(0.5)
+
+
+def test_per_class_accuracy_is_confusion_diagonal_over_row_sums() -> None:
+    pred = PROBS.argmax(1)
+    names = ["a", "b", "c", "d"]  # "d" has no images: its accuracy is undefined, not 0
+    cm = confusion_table(LABELS, pred, names)
+    table = per_class_table(LABELS, pred, names)
+    assert cm.to_numpy().sum() == len(LABELS)
+    rows = cm.to_numpy().sum(1)
+    np.testing.assert_allclose(table["accuracy"][:3], np.diag(cm.to_numpy())[:3] / rows[:3])
+    assert math.isnan(table.loc["d", "accuracy"])
+    assert table["support"].tolist() == [2, 2, 2, 0]
+    assert cm.loc["c", "a"] == 1  # the one "c" predicted as "a"
+
+
+def test_domain_gap_is_in_domain_val_minus_held_out() -> None:
+    preds = pd.DataFrame(
+        {
+            "part": ["val"] * 4 + ["test"] * 5,
+            "domain": ["photo", "photo", "art", "art", "sketch", "sketch", "sketch", "sketch", "sketch"],
+            "label": [0, 1, 0, 1, 0, 1, 0, 1, 0],
+            "pred": [0, 1, 0, 0, 0, 0, 0, 0, 1],  # val 3/4 right, sketch 2/5
+        }
+    )
+    gap = domain_gap(preds, train_domains={"photo", "art"})
+    assert gap["in_domain_val_acc"] == pytest.approx(0.75)
+    assert gap["held_out_acc"] == pytest.approx(0.4)
+    assert gap["domain_gap"] == pytest.approx(0.75 - 0.4)
+    assert gap["held_out_domains"] == ["sketch"]
+    assert domain_gap(preds, train_domains={"photo", "art", "sketch"}) == {}  # nothing held out: no gap
+
+
+def test_select_rows_defaults_and_refusals() -> None:
+    rows = pd.DataFrame({"part": ["train", "val", "val"], "domain": ["a", "a", "b"]})
+    chosen, part = select_rows(rows)
+    assert part == "val" and len(chosen) == 2  # no test part: the validation part
+    assert len(select_rows(rows, "val", "b")[0]) == 1
+    with pytest.raises(StyleclsError, match="no 'test' part"):
+        select_rows(rows, "test")
+    with pytest.raises(StyleclsError, match="choose one of: test, val"):
+        select_rows(rows, "train")
+    with pytest.raises(StyleclsError, match="domains there: a, b"):
+        select_rows(rows, "val", "sketch")
+
+
+def test_confusion_plot_scales_to_many_classes(tmp_path: Path) -> None:
+    names = [f"class_{i:02d}" for i in range(47)]
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 47, 300)
+    cm = confusion_table(labels, rng.integers(0, 47, 300), names)
+    path = plot_confusion(cm, tmp_path / "confusion.png", "47 classes")
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert min(im.size) > 1000  # 47 names on each axis need a large canvas
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("evalrun")
+    run = make_run(base / "run", base / "data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STYLECLS_CACHE", str(base / "cache"))
+        evaluate(run, device="cpu", workers=0, batch_size=8)
+    return run
+
+
+def test_evaluate_writes_consistent_files(evaluated: Path) -> None:
+    out = evaluated / "eval"
+    for name in ("predictions.csv", "metrics.json", "per_class.csv", "confusion.csv", "confusion.png",
+                 "per_domain.csv", "per_class_domain.csv", "mistakes.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    preds = pd.read_csv(out / "predictions.csv")
+    cm = pd.read_csv(out / "confusion.csv", index_col=0)
+    per_class = pd.read_csv(out / "per_class.csv", index_col=0)
+
+    test = preds[preds["part"] == "test"]
+    assert metrics["part"] == "test" and metrics["count"] == len(test) == 12  # all of sketch
+    assert cm.to_numpy().sum() == metrics["count"]
+    assert list(cm.index) == CLASSES and list(cm.columns) == CLASSES
+    np.testing.assert_allclose(per_class["accuracy"], np.diag(cm.to_numpy()) / cm.to_numpy().sum(1))
+    assert metrics["top1"] == pytest.approx(test["correct"].mean())
+    # LODO: the model ran once over val (photo) + test (sketch); gap = val acc - held-out acc
+    val = preds[preds["part"] == "val"]
+    assert set(val["domain"]) == {"photo"} and len(val) == 6
+    assert metrics["in_domain_val_acc"] == pytest.approx(val["correct"].mean())
+    assert metrics["held_out_acc"] == pytest.approx(test["correct"].mean())
+    assert metrics["domain_gap"] == pytest.approx(val["correct"].mean() - test["correct"].mean())
+    per_domain = pd.read_csv(out / "per_domain.csv")
+    assert per_domain.set_index("domain").loc["sketch", "held_out"]
+    assert not per_domain.set_index("domain").loc["photo", "held_out"]
+
+
+def test_evaluate_val_part_and_data_root_override(evaluated: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "moved"
+    run = tmp_path / "run"
+    shutil.copytree(evaluated, run)
+    shutil.copytree(Path(json.loads((run / "config.json").read_text())["data"]["root"]), moved)
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["root"] = str(tmp_path / "gone")
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(StyleclsError, match="--data-root"):
+        evaluate(run, device="cpu", workers=0)
+    result = evaluate(run, split="val", data_root=moved, device="cpu", workers=0, checkpoint="last")
+    assert result.metrics["part"] == "val" and result.metrics["count"] == 6
+    assert result.metrics["checkpoint"] == "last"
+
+
+def test_cli_evaluate_errors_are_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from stylecls import cli
+
+    monkeypatch.setattr(sys, "argv", ["stylecls", "evaluate", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not a run folder" in err and "Traceback" not in err
+
+
+def test_cli_evaluate_prints_the_headline(evaluated: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from stylecls import cli
+
+    monkeypatch.setattr(sys, "argv", ["stylecls", "evaluate", str(evaluated), "--workers", "0", "--device", "cpu"])
+    cli.main()
+    out = capsys.readouterr().out
+    assert "top1" in out and "domain gap" in out
