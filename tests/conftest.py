@@ -41,3 +41,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (24, 18)) -> Path:
+    """A small random RGB image; the format follows the extension (jpg, png, bmp, ...)."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture
+def make_images():
+    """``make_images(root, ["a/b/c.jpg", ...])`` writes tiny distinct images; returns their paths."""
+
+    def make(root: Path, relpaths: list[str], size: tuple[int, int] = (24, 18)) -> list[Path]:
+        return [write_image(root / rel, seed=i, size=size) for i, rel in enumerate(relpaths)]
+
+    return make

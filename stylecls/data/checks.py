@@ -46,7 +46,7 @@ class CheckReport:
         for line in self.lines:
             console.print(line, highlight=False, soft_wrap=True)
         verdict = "[green]OK: complete and readable[/]" if self.ok else "[red]NOT OK[/]"
-        console.print(f"{self.dataset} at {self.root}: {verdict}", highlight=False)
+        console.print(f"{self.dataset} at {self.root}: {verdict}", highlight=False, soft_wrap=True)
 
 
 class _Decodes(Dataset):

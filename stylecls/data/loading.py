@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -16,6 +17,11 @@ from torchvision.transforms.v2 import functional as F
 from stylecls.data import cache
 from stylecls.data.transforms import eval_transform, train_transform
 from stylecls.errors import StyleclsError
+
+# torchvision 0.29 announces that torchvision.io decoding will move to TorchCodec; until it does,
+# these decoders are the fastest on uint8 tensors and the notice would repeat for every image.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
 
 
 def decode(path: str) -> torch.Tensor:

@@ -112,6 +112,9 @@ def seeded_split(
         idx = idx[np.random.default_rng([seed, stable_seed(stratum)]).permutation(len(idx))]
         n = len(idx)
         counts = {s: int(round(n * fractions.get(s, 0.0))) for s in ("val", "test")}
+        for s in ("val", "test"):  # a tiny stratum still gives each requested part one image
+            if fractions.get(s, 0.0) > 0 and counts[s] == 0 and n - counts["val"] - counts["test"] > 1:
+                counts[s] = 1
         if n - counts["val"] - counts["test"] < 1:  # always keep at least one training image
             counts = {"val": min(counts["val"], max(n - 1, 0)), "test": 0}
         out[idx[: counts["val"]]] = "val"

@@ -12,12 +12,18 @@ from torchvision.transforms.v2 import functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CROP_FRACTION = 0.875  # eval: resize the shorter side to size / 0.875, centre crop size (224 <- 256)
+CROP_FRACTION = 0.875  # eval: resize the shorter side to ~size / 0.875, centre crop size (224 <- 256)
 
 
 def stored_size(img_size: int) -> int:
-    """Side of the square a prepared cache keeps for ``img_size`` (128 -> 146, 224 -> 256)."""
-    return int(round(img_size / CROP_FRACTION))
+    """The eval resize, which is also the side of the square a prepared cache keeps.
+
+    About ``img_size / 0.875`` (64 -> 72, 128 -> 148, 224 -> 256), rounded so that the margin is a
+    multiple of 4: then a centre crop of the cached square lands on exactly the pixels a centre
+    crop of the resized file would (torchvision rounds crop offsets half to even).
+    """
+    margin = img_size / CROP_FRACTION - img_size
+    return img_size + 4 * max(1, int(round(margin / 4)))
 
 
 def train_transform(img_size: int) -> v2.Transform:

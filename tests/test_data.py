@@ -1,0 +1,384 @@
+"""Catalogues, protocols, loader and cache on tiny generated trees of every layout."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stylecls.data import (
+    DATASETS,
+    Batch,
+    ImageDataset,
+    catalog,
+    check,
+    collate,
+    domains_of,
+    make_loader,
+    normalize,
+    prepare,
+    protocol_parts,
+)
+from stylecls.data import demo, dtd, pacs, wikiart
+from stylecls.errors import StyleclsError
+
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
+
+
+# --- trees ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dtd_root(tmp_path, make_images):
+    classes = ["banded", "blotchy", "zigzagged"]
+    rels = [f"{c}/{c}_{i:04d}.jpg" for c in classes for i in range(6)]
+    make_images(tmp_path / "dtd" / "images", rels)
+    labels = tmp_path / "dtd" / "labels"
+    labels.mkdir()
+    for part, take in (("train", (0, 1)), ("val", (2, 3)), ("test", (4, 5))):
+        lines = [f"{c}/{c}_{i:04d}.jpg" for c in classes for i in take]
+        if part == "test":
+            lines.append("banded/banded_0099.jpg")  # named by the list, absent from the copy
+        (labels / f"{part}1.txt").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+@pytest.fixture
+def pacs_root(tmp_path, make_images):
+    rels = []
+    for domain in pacs.DOMAINS:
+        ext = "png" if domain == "sketch" else "jpg"
+        rels += [f"{domain}/{c}/img_{i}.{ext}" for c in ("dog", "horse") for i in range(5)]
+    make_images(tmp_path / "pacs", rels)
+    splits = tmp_path / "pacs" / "splits"
+    splits.mkdir()
+    for domain in pacs.DOMAINS:
+        entries = {
+            "train": [(c, i) for c in ("dog", "horse") for i in range(4)],
+            "crossval": [(c, 4) for c in ("dog", "horse")],
+        }
+        entries["test"] = entries["train"] + entries["crossval"]
+        for name, items in entries.items():
+            # the lists say .jpg for every domain, as some shared copies do for the PNG sketches
+            lines = [f"{domain}/{c}/img_{i}.jpg {pacs.CLASSES.index(c) + 1}" for c, i in items]
+            if name == "train" and domain == "photo":
+                lines.append("photo/dog/not_here.jpg 1")
+            (splits / f"{domain}_{name}_kfold.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "pacs" / "cartoon" / "dog" / "extra.jpg").write_bytes((tmp_path / "pacs/cartoon/dog/img_0.jpg").read_bytes())
+    return tmp_path
+
+
+@pytest.fixture
+def office_root(tmp_path, make_images):
+    rels = [f"{d}/{c}/{i:05d}.jpg" for d in ("Art", "Clipart", "Product", "Real World") for c in ("Bed", "Fan") for i in range(5)]
+    make_images(tmp_path / "office_home", rels)
+    return tmp_path
+
+
+@pytest.fixture
+def wikiart_root(tmp_path, make_images):
+    root = tmp_path / "wikiart"
+    rels = [f"{s}/artist-{s.lower()}_{i}.jpg" for s in ("Cubism", "Impressionism", "Rococo") for i in range(10)]
+    make_images(root, rels)
+    styles = wikiart.STYLES
+    (root / "style_class.txt").write_text("".join(f"{i} {s}\n" for i, s in enumerate(styles)))
+    train = [r for r in rels if int(r.split("_")[-1][:-4]) < 7]
+    val = [r for r in rels if r not in train]
+    (root / "style_train.csv").write_text("".join(f"{r},{styles.index(r.split('/')[0])}\n" for r in train)
+                                          + "Baroque/missing_painting.jpg,4\n")
+    (root / "style_val.csv").write_text("".join(f"{r},{styles.index(r.split('/')[0])}\n" for r in val))
+    (root / "genre_class").write_text("0 landscape\n1 portrait\n")
+    (root / "genre_train.csv").write_text("".join(f"{r},{i % 2}\n" for i, r in enumerate(train)))
+    (root / "genre_val.csv").write_text("".join(f"{r},{i % 2}\n" for i, r in enumerate(val)))
+    (root / "artist_class").write_text("0 Claude_Monet\n1 Rembrandt\n")
+    header = "(Path to image),, (Groundtruth class) \n\n"
+    (root / "artist_train").write_text(header + "".join(f"{r},,{i % 2}\n" for i, r in enumerate(train[:12])))
+    (root / "artist_val").write_text(header + "".join(f"{r},,{i % 2}\n" for i, r in enumerate(val[:4])))
+    return tmp_path
+
+
+# --- catalogues -----------------------------------------------------------------------------
+
+
+def test_catalogue_columns_and_info_are_json_ready(dtd_root):
+    import json
+
+    frame = catalog("dtd", dtd_root)
+    assert list(frame.columns) == ["path", "label", "class_name", "domain", "split"]
+    assert all(Path(p).is_absolute() for p in frame["path"])
+    info = frame.attrs["info"]
+    json.dumps(info)
+    assert set(DATASETS) == {"demo", "dtd", "pacs", "office_home", "wikiart", "folder"}
+
+
+def test_dtd_official_lists(dtd_root):
+    frame = catalog("dtd", dtd_root, split=1)
+    info = frame.attrs["info"]
+    assert info["split_source"] == "official"
+    assert frame["split"].value_counts().to_dict() == {"train": 6, "val": 6, "test": 6}
+    assert info["classes"] == dtd.CLASSES and len(info["classes"]) == 47
+    assert frame.loc[frame["class_name"] == "zigzagged", "label"].unique().tolist() == [46]
+    assert info["missing_listed"] == 1 and not info["complete"]
+    assert "zigzagged" not in info["missing_classes"] and "dotted" in info["missing_classes"]
+    assert any("incomplete copy of dtd" in w for w in info["warnings"])
+
+
+def test_dtd_without_lists_is_seeded_and_says_so(dtd_root):
+    frame = catalog("dtd", dtd_root, split=3)
+    info = frame.attrs["info"]
+    assert info["split_source"] == "seeded"
+    assert any("no official split lists" in w for w in info["warnings"])
+    assert frame["split"].value_counts().to_dict() == {"train": 6, "val": 6, "test": 6}
+    again = catalog("dtd", dtd_root, split=3)
+    assert again["split"].tolist() == frame["split"].tolist()
+    other = catalog("dtd", dtd_root, split=3, seed=1)
+    assert other["split"].tolist() != frame["split"].tolist()
+    with pytest.raises(StyleclsError, match="1..10"):
+        catalog("dtd", dtd_root, split=11)
+
+
+def test_pacs_official_lists_png_sketches_and_reports(pacs_root):
+    frame = catalog("pacs", pacs_root)
+    info = frame.attrs["info"]
+    assert info["split_source"] == "official"
+    assert info["matched_by_stem"] == 8 + 2 + 10  # the sketch entries of the train, crossval and test lists
+    assert info["missing_listed"] == 1
+    assert info["unlisted"] == 1  # cartoon/dog/extra.jpg is in no list
+    assert "extra.jpg" not in " ".join(frame["path"])
+    assert len(frame) == 40
+    assert (frame.groupby("domain")["split"].value_counts().unstack()[["train", "val"]].values == [[8, 2]] * 4).all()
+    assert frame.loc[frame["class_name"] == "horse", "label"].unique().tolist() == [4]
+    sketches = frame[frame["domain"] == "sketch"]["path"]
+    assert sketches.str.endswith(".png").all()
+
+
+def test_pacs_lists_from_splits_dir_or_seeded(pacs_root, tmp_path):
+    moved = tmp_path / "elsewhere"
+    (pacs_root / "pacs" / "splits").rename(moved)
+    seeded = catalog("pacs", pacs_root)
+    assert seeded.attrs["info"]["split_source"] == "seeded"
+    assert seeded["split"].value_counts().to_dict() == {"train": 33, "val": 8}
+    official = catalog("pacs", pacs_root, splits_dir=moved)
+    assert official.attrs["info"]["split_source"] == "official"
+    with pytest.raises(StyleclsError, match="does not exist"):
+        catalog("pacs", pacs_root, splits_dir=tmp_path / "nope")
+
+
+def test_office_home_real_world_and_missing_domain(office_root):
+    frame = catalog("office_home", office_root)
+    info = frame.attrs["info"]
+    assert "Real World" in set(frame["domain"])
+    assert info["split_source"] == "seeded"
+    counts = frame.groupby(["domain", "class_name"])["split"].value_counts().unstack()
+    assert (counts["train"] == 4).all() and (counts["val"] == 1).all()
+    os.rename(office_root / "office_home" / "Clipart", office_root / "Clipart_moved")
+    info = catalog("office_home", office_root).attrs["info"]
+    assert info["missing_domains"] == ["Clipart"] and not info["complete"]
+
+
+def test_wikiart_artgan_files(wikiart_root):
+    style = catalog("wikiart", wikiart_root)
+    info = style.attrs["info"]
+    assert info["split_source"] == "official" and info["missing_listed"] == 1
+    assert (style["split"] == "test").sum() == 9  # ArtGAN val = our test
+    assert set(style["split"]) == {"train", "val", "test"}
+    assert info["classes"] == wikiart.STYLES
+    assert style.loc[style["class_name"] == "Rococo", "label"].unique().tolist() == [wikiart.STYLES.index("Rococo")]
+    genre = catalog("wikiart", wikiart_root, task="genre")
+    assert genre.attrs["info"]["classes"] == ["landscape", "portrait"] and len(genre) == 30
+    artist = catalog("wikiart", wikiart_root, task="artist")
+    assert len(artist) == 16 and artist.attrs["info"]["classes"] == ["Claude_Monet", "Rembrandt"]
+    with pytest.raises(StyleclsError, match="unknown WikiArt task"):
+        catalog("wikiart", wikiart_root, task="colour")
+
+
+def test_wikiart_without_split_files(wikiart_root):
+    for f in (wikiart_root / "wikiart").glob("*_*"):
+        if f.is_file():
+            f.unlink()
+    frame = catalog("wikiart", wikiart_root)
+    assert frame.attrs["info"]["split_source"] == "seeded"
+    assert len(frame) == 30
+    with pytest.raises(StyleclsError, match="needs the ArtGAN files"):
+        catalog("wikiart", wikiart_root, task="genre")
+
+
+def test_folder_flat_domains_and_pil_only_formats(tmp_path, make_images):
+    make_images(tmp_path / "flat", [f"{c}/{i}.{'bmp' if c == 'b' else 'jpg'}" for c in "ab" for i in range(10)])
+    (tmp_path / "flat" / "a" / "notes.txt").write_text("not an image")
+    flat = catalog("folder", tmp_path / "flat")
+    assert flat.attrs["info"]["domains"] == ["folder"] and flat.attrs["info"]["expected"] is None
+    assert flat["split"].value_counts().to_dict() == {"train": 14, "test": 4, "val": 2}
+    assert any("ignored" in w for w in flat.attrs["info"]["warnings"])
+    bmp = ImageDataset(flat[flat["path"].str.endswith(".bmp")], 16, train=False)
+    assert bmp[0][0].shape == (3, 16, 16)
+    make_images(tmp_path / "dom", [f"{d}/{c}/{i}.png" for d in ("x", "y") for c in "ab" for i in range(5)])
+    dom = catalog("folder", tmp_path / "dom")
+    assert dom.attrs["info"]["domains"] == ["x", "y"] and set(dom["split"]) == {"train", "val"}
+    make_images(tmp_path / "mixed", ["a/1.jpg", "d/b/1.jpg"])
+    with pytest.raises(StyleclsError, match="mixes"):
+        catalog("folder", tmp_path / "mixed")
+
+
+def test_missing_dataset_unknown_name_and_options(tmp_path):
+    with pytest.raises(StyleclsError) as e:
+        catalog("pacs", tmp_path)
+    message = str(e.value)
+    assert str(tmp_path / "pacs") in message and "art_painting" in message and "http" in message
+    with pytest.raises(StyleclsError, match="unknown dataset"):
+        catalog("imagenet", tmp_path)
+    with pytest.raises(StyleclsError, match="no option 'task'"):
+        catalog("pacs", tmp_path, task="style")
+
+
+def test_default_root_from_environment(monkeypatch, pacs_root):
+    monkeypatch.setenv("STYLECLS_DATA", str(pacs_root))
+    assert len(catalog("pacs")) == 40
+    assert domains_of("pacs") == list(pacs.DOMAINS)
+
+
+def test_missing_class_folder_is_reported_and_check_fails(pacs_root):
+    shutil.rmtree(pacs_root / "pacs" / "photo" / "horse")
+    frame = catalog("pacs", pacs_root)
+    info = frame.attrs["info"]
+    assert not info["complete"] and len(frame[frame["domain"] == "photo"]) == 5
+    report = check("pacs", pacs_root, progress=False)
+    assert not report.ok
+    assert any("split-list lines" in line for line in report.lines)
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+def test_demo_is_complete_and_deterministic(demo_env, tmp_path):
+    frame = catalog("demo")
+    info = frame.attrs["info"]
+    assert info["complete"] and len(frame) == 2400 and info["domains"] == list(demo.DOMAINS)
+    assert frame["split"].value_counts().to_dict() == {"train": 1920, "val": 480}
+    demo.generate(tmp_path / "again")
+
+    def digest(root: Path) -> str:
+        h = hashlib.sha1()
+        for p in sorted(root.rglob("*.png")):
+            h.update(p.read_bytes())
+        return h.hexdigest()
+
+    assert digest(tmp_path / "again") == digest(demo_env / "demo")
+
+
+# --- protocols ------------------------------------------------------------------------------
+
+
+def test_protocols(pacs_root):
+    frame = catalog("pacs", pacs_root)
+    lodo = protocol_parts(frame, test_domain="sketch")
+    assert lodo.attrs["info"]["protocol"] == "lodo"
+    assert set(lodo.loc[lodo["part"] == "test", "domain"]) == {"sketch"}
+    assert (lodo["part"] == "test").sum() == (frame["domain"] == "sketch").sum()
+    assert "sketch" not in set(lodo.loc[lodo["part"] != "test", "domain"])
+    multi = protocol_parts(frame)
+    assert multi.attrs["info"]["protocol"] == "multi-domain"
+    assert multi["path"].is_unique
+    assert (multi["part"] == "test").sum() == (frame["split"] == "val").sum()
+    assert set(multi["part"]) == {"train", "val", "test"}
+    with pytest.raises(StyleclsError, match="art_painting, cartoon, photo, sketch"):
+        protocol_parts(frame, test_domain="painting")
+    with pytest.raises(StyleclsError, match="multi-domain"):
+        protocol_parts(frame, "single")
+    assert frame.attrs["info"].get("protocol") is None  # the input is untouched
+
+
+def test_single_protocol_and_lodo_on_single_domain(dtd_root):
+    frame = catalog("dtd", dtd_root)
+    single = protocol_parts(frame)
+    assert single.attrs["info"]["protocol"] == "single" and (single["part"] == single["split"]).all()
+    with pytest.raises(StyleclsError, match="one domain"):
+        protocol_parts(frame, test_domain="dtd")
+
+
+# --- loader ---------------------------------------------------------------------------------
+
+
+def test_dataset_items_and_normalize(demo_env):
+    frame = catalog("demo")
+    train = ImageDataset(frame.iloc[:8], 48, train=True)
+    image, label, index = train[3]
+    assert image.dtype == torch.uint8 and image.shape == (3, 48, 48) and index == 3
+    assert label == frame["label"].iloc[3]
+    batch = collate([train[i] for i in range(4)])
+    x = normalize(batch.images)
+    assert x.dtype == torch.float32 and x.shape == (4, 3, 48, 48)
+    assert torch.allclose(normalize(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8)).flatten(),
+                          torch.tensor([(1 - m) / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]))
+
+
+def test_loader_is_deterministic_per_seed_and_epoch(demo_env):
+    frame = catalog("demo").iloc[::40]
+    ds = ImageDataset(frame, 32, train=True)
+
+    def epoch(workers: int, seed: int = 0, e: int = 0) -> list[Batch]:
+        return list(make_loader(ds, 16, shuffle=True, workers=workers, seed=seed, epoch=e))
+
+    a, b = epoch(0), epoch(2)
+    assert all(torch.equal(x.indices, y.indices) and torch.equal(x.images, y.images) for x, y in zip(a, b))
+    c = epoch(0, e=1)
+    assert not torch.equal(a[0].indices, c[0].indices)
+    assert sum(len(x.labels) for x in a) == len(frame)
+
+
+def test_truncated_jpeg_is_a_clear_error_or_skipped(tmp_path, make_images):
+    paths = make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(4)], size=(64, 48))
+    data = paths[1].read_bytes()
+    paths[1].write_bytes(data[: len(data) // 2])
+    frame = catalog("folder", tmp_path / "data")
+    row = frame.index[frame["path"] == str(paths[1])][0]
+    with pytest.raises(StyleclsError, match=f"cannot decode {paths[1]}.*--skip-bad"):
+        ImageDataset(frame, 16, train=True)[row]
+    with pytest.raises(StyleclsError) as e:
+        list(make_loader(ImageDataset(frame, 16, train=True), 4, shuffle=False, workers=1))
+    assert str(e.value).startswith("cannot decode") and "Traceback" not in str(e.value)
+    skipping = ImageDataset(frame, 16, train=True, skip_bad=True)
+    assert skipping[row] is None
+    batches = list(make_loader(skipping, 4, shuffle=False, workers=0))
+    assert sum(b.skipped for b in batches) == 1 and sum(len(b.labels) for b in batches) == len(frame) - 1
+    assert collate([None, None]).images.shape[0] == 0
+    report = check("folder", tmp_path / "data", deep=True, workers=0, progress=False)
+    assert not report.ok and report.bad and str(paths[1]) in report.bad[0]
+
+
+# --- prepared cache -------------------------------------------------------------------------
+
+
+def test_prepared_cache_is_used_and_invalidated(tmp_path, make_images, cache_env):
+    paths = make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(5)], size=(50, 40))
+    frame = catalog("folder", tmp_path / "data")
+    assert ImageDataset(frame, 24, train=False).cache_hits == 0
+    done = prepare("folder", tmp_path / "data", 24, workers=0, progress=False)
+    assert done.images == 10 and not done.up_to_date and done.stored_size == 28
+    cached = ImageDataset(frame, 24, train=False)
+    direct = ImageDataset(frame, 24, train=False, use_cache=False)
+    assert cached.cache_hits == 10
+    for i in range(len(frame)):  # eval from the cache == eval from the file
+        assert torch.equal(cached[i][0], direct[i][0])
+    assert ImageDataset(frame, 32, train=False).cache_hits == 0  # another size has no cache
+    assert prepare("folder", tmp_path / "data", 24, workers=0, progress=False).up_to_date
+    make_images(tmp_path / "other", ["x.jpg"], size=(30, 30))
+    os.replace(tmp_path / "other" / "x.jpg", paths[0])  # the source changes
+    assert ImageDataset(frame, 24, train=False).cache_hits == 9
+    assert not prepare("folder", tmp_path / "data", 24, workers=0, progress=False).up_to_date
+    assert ImageDataset(frame, 24, train=False).cache_hits == 10
+    train = ImageDataset(frame, 24, train=True)
+    assert train[0][0].shape == (3, 24, 24)
+
+
+def test_subset_frames_keep_info_for_the_cache(demo_env):
+    frame = protocol_parts(catalog("demo"))
+    part = frame[frame["part"] == "val"]
+    assert part.attrs["info"]["dataset"] == "demo"
+    assert isinstance(part, pd.DataFrame) and np.all(part["part"] == "val")
