@@ -1,0 +1,194 @@
+"""Comparing runs (hand-calculated means/stds, refusals) and inspecting what the blocks learned."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stylecls.compare import compare, summarize, collect_runs, find_runs
+from stylecls.errors import StyleclsError
+from stylecls.inspect_model import GateStats, gated_blocks, inspect_run, style_weights
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_run import CLASSES, DOMAINS, make_run, write_result  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("cache_env")
+
+BASE = {
+    "name": "x", "created": "2025-01-01", "status": "finished", "versions": {}, "seed": 0,
+    "model": {"arch": "resnet18", "block": "none", "num_classes": 47, "block_options": {}, "pretrained": None},
+    "data": {"dataset": "dtd", "root": "/data", "options": {"split": 1}, "protocol": "single", "test_domain": None,
+             "split": 1, "img_size": 224, "classes": [], "domains": [], "info": {}, "counts": {}},
+    "train": {"epochs": 30, "batch_size": 64, "lr": 0.01, "weight_decay": 1e-4, "workers": 8, "device": "cuda"},
+}
+
+
+def _run(root: Path, name: str, top1: float, **changes: object) -> Path:
+    cfg = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        section, _, sub = key.partition("__")
+        if sub:
+            cfg[section][sub] = value
+        else:
+            cfg[section] = value
+    metrics = {"top1": top1, "top5": min(1.0, top1 + 0.2), "balanced_accuracy": top1, "macro_f1": top1 - 0.01}
+    if cfg["data"]["test_domain"]:
+        metrics["domain_gap"] = 0.9 - top1
+    return write_result(root / name, cfg, metrics)
+
+
+def test_single_domain_means_stds_and_differences(tmp_path: Path) -> None:
+    acc = {"none": [0.60, 0.62, 0.65], "se": [0.63, 0.64], "srm": [0.66, 0.70, 0.71]}
+    for block, values in acc.items():
+        for i, v in enumerate(values):  # DTD splits 1..3, and different machines (workers, device)
+            _run(tmp_path, f"{block}{i}", v, model__block=block, data__split=i + 1, data__options={"split": i + 1},
+                 train__workers=i, seed=i)
+    summary, markdown, out = compare([tmp_path], out=tmp_path / "cmp")
+    top1 = summary[summary["measure"] == "top1"].set_index("block")
+    for block, values in acc.items():
+        assert top1.loc[block, "mean"] == pytest.approx(statistics.mean(values))
+        assert top1.loc[block, "std"] == pytest.approx(statistics.stdev(values))
+        assert top1.loc[block, "n"] == len(values)
+    assert top1.loc["srm − se", "mean"] == pytest.approx(statistics.mean(acc["srm"]) - statistics.mean(acc["se"]))
+    assert top1.loc["srm − none", "mean"] == pytest.approx(statistics.mean(acc["srm"]) - statistics.mean(acc["none"]))
+    assert f"{100 * statistics.mean(acc['srm']):.1f} ± {100 * statistics.stdev(acc['srm']):.1f}" in markdown
+    assert "| srm − se |" in markdown
+    assert (out / "comparison.md").read_text() == markdown
+    assert pd.read_csv(out / "comparison.csv").shape[0] == len(summary)
+
+
+def test_leave_one_domain_out_has_a_column_per_domain_and_their_average(tmp_path: Path) -> None:
+    acc = {("srm", "sketch"): [0.5, 0.6], ("srm", "photo"): [0.9, 0.94], ("se", "sketch"): [0.4, 0.45],
+           ("se", "photo"): [0.9, 0.9]}
+    for (block, domain), values in acc.items():
+        for seed, v in enumerate(values):
+            _run(tmp_path, f"{block}-{domain}-{seed}", v, model__block=block, seed=seed, data__test_domain=domain,
+                 data__dataset="pacs", data__protocol="lodo")
+    summary = summarize(collect_runs(find_runs([tmp_path])))
+    rows = summary.set_index(["block", "measure"])
+    assert rows.loc[("srm", "top1@sketch"), "mean"] == pytest.approx(0.55)
+    assert rows.loc[("srm", "top1@sketch"), "std"] == pytest.approx(statistics.stdev([0.5, 0.6]))
+    assert rows.loc[("srm", "top1@avg"), "mean"] == pytest.approx((0.55 + 0.92) / 2)
+    assert rows.loc[("srm − se", "top1@avg"), "mean"] == pytest.approx((0.55 + 0.92) / 2 - (0.425 + 0.9) / 2)
+    assert rows.loc[("se", "domain_gap"), "mean"] == pytest.approx(0.9 - statistics.mean([0.4, 0.45, 0.9, 0.9]))
+    assert ("srm − none", "top1@avg") not in rows.index  # no plain runs, no difference
+
+
+def test_refuses_to_average_runs_with_different_settings(tmp_path: Path) -> None:
+    _run(tmp_path, "a", 0.6, seed=0)
+    _run(tmp_path, "b", 0.7, seed=1, train__lr=0.1)
+    with pytest.raises(StyleclsError, match=r"train\.lr differs"):
+        compare([tmp_path])
+    # the same difference across blocks would make SRM − none unfair, so it is refused too
+    _run(tmp_path, "b", 0.7, seed=1, model__block="srm", train__lr=0.1)
+    with pytest.raises(StyleclsError, match=r"train\.lr"):
+        compare([tmp_path])
+
+
+def test_refuses_duplicates_and_unevaluated_runs(tmp_path: Path) -> None:
+    _run(tmp_path, "a", 0.6)
+    _run(tmp_path, "b", 0.7)
+    with pytest.raises(StyleclsError, match="repeat the same seed"):
+        compare([tmp_path])
+    (tmp_path / "b" / "eval" / "metrics.json").unlink()
+    with pytest.raises(StyleclsError, match="stylecls evaluate"):
+        compare([tmp_path])
+    with pytest.raises(StyleclsError, match="holds no run folders"):
+        compare([tmp_path / "a" / "eval"])
+
+
+def test_cli_compare_writes_and_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from stylecls import cli
+
+    _run(tmp_path, "a", 0.6, seed=0)
+    _run(tmp_path, "b", 0.7, seed=1, model__block="srm")
+    monkeypatch.setattr(sys, "argv", ["stylecls", "compare", str(tmp_path), "--format", "csv"])
+    cli.main()
+    printed = capsys.readouterr().out
+    assert "srm − none" in printed and (tmp_path / "comparison.md").is_file()
+    monkeypatch.setattr(sys, "argv", ["stylecls", "compare", str(tmp_path), "--by", "colour"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+
+
+# --- inspect -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("inspect")
+    return {b: make_run(base / b, base / "data", block=b) for b in ("srm", "se", "none")}
+
+
+def test_style_weights_are_the_folded_cfc_weights(runs: dict[str, Path]) -> None:
+    from stylecls.evaluate import load_model
+    from stylecls.runfolder import RunFolder
+
+    model, _ = load_model(RunFolder(runs["srm"]))
+    table = style_weights(model)
+    blocks = gated_blocks(model)
+    assert len(table) == sum(b.cfc.shape[0] for b in blocks.values())
+    first = blocks["layer1.0.recalibration"]
+    bn = first.bn
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    expected = (first.cfc * scale[:, None]).detach().numpy()
+    got = table[table["layer"] == "layer1.0"][["mean", "std"]].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_gate_statistics_match_hooked_gates(runs: dict[str, Path]) -> None:
+    """GateStats' streamed per-domain means equal the mean of every gate value captured directly."""
+    from stylecls.evaluate import load_model
+    from stylecls.runfolder import RunFolder
+
+    model, _ = load_model(RunFolder(runs["se"]))
+    n, c = 10, None
+    x = torch.randn(n, 3, 16, 16)
+    labels = np.arange(n) % len(CLASSES)
+    domains = np.array([DOMAINS[i % 2] for i in range(n)])
+    captured = []
+    handle = model.layer2[0].recalibration.activation.register_forward_hook(lambda m, i, o: captured.append(o))
+    stats = GateStats(model, labels, domains, CLASSES)
+    for rows in (torch.arange(0, 4), torch.arange(4, n)):  # two batches
+        stats.set_rows(rows)
+        with torch.no_grad():
+            model(x[rows])
+    stats.remove()
+    handle.remove()
+    gates = torch.cat(captured).flatten(1).double().numpy()  # (N, C) from SE's (N, C, 1, 1)
+    table = stats.table().set_index(["layer", "by", "group"])
+    for d in DOMAINS:
+        row = table.loc[("layer2.0", "domain", d)]
+        assert row["count"] == (domains == d).sum()
+        assert row["mean"] == pytest.approx(gates[domains == d].mean())
+        assert row["std"] == pytest.approx(gates[domains == d].std(), rel=1e-6)
+        overall = gates.mean(0)
+        assert row["distance"] == pytest.approx(np.abs(gates[domains == d].mean(0) - overall).mean())
+    assert row["q10"] <= row["q50"] <= row["q90"]
+
+
+def test_inspect_writes_files_for_srm_and_se(runs: dict[str, Path]) -> None:
+    srm = inspect_run(runs["srm"], device="cpu", workers=0, batch_size=8)
+    names = {p.name for p in srm.files}
+    assert names == {"style_weights.csv", "style_weights.png", "gates.csv", "gates_by_domain.png", "gates_by_class.png"}
+    gates = pd.read_csv(runs["srm"] / "inspect" / "gates.csv")
+    domains = gates[(gates["by"] == "domain") & (gates["layer"] == "layer1.0")].set_index("group")["count"]
+    assert domains.to_dict() == {"photo": 6, "sketch": 12}  # val (photo) + test (sketch): nothing trained on
+    se = inspect_run(runs["se"], device="cpu", workers=0, batch_size=8)
+    assert se.style_weights is None and {p.name for p in se.files} == {"gates.csv", "gates_by_domain.png",
+                                                                        "gates_by_class.png"}
+    assert set(se.gates["layer"]) == set(srm.gates["layer"])  # side by side, layer for layer
+
+
+def test_inspect_refuses_a_model_without_gates(runs: dict[str, Path]) -> None:
+    with pytest.raises(StyleclsError, match="no gates"):
+        inspect_run(runs["none"], device="cpu")
