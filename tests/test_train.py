@@ -1,0 +1,266 @@
+"""Training: optimizer groups, schedule, checkpoints, resume, DDP on gloo, bad input at the CLI.
+
+Every run here is tiny (16 px, a few batches of the demo set) so the file takes seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from stylecls.blocks import no_weight_decay_names
+from stylecls.errors import StyleclsError
+from stylecls.models import build_model
+from stylecls.runfolder import RunFolder, load_checkpoint, save_checkpoint
+from stylecls.train import (
+    NonFiniteLoss,
+    TrainConfig,
+    _rng_state,
+    _set_rng_state,
+    _Trainer,
+    build_optimizer,
+    build_scheduler,
+    param_groups,
+    resolve,
+    resume,
+    train,
+    train_all,
+)
+
+TINY = dict(img_size=16, batch_size=32, limit_train=96, limit_val=48, warmup_epochs=0, workers=0, progress=False)
+
+
+def tiny(tmp_path: Path, **changes: object) -> TrainConfig:
+    return TrainConfig(**{**TINY, "epochs": 2, "out": str(tmp_path / "runs"), **changes})
+
+
+# --- optimisation ---------------------------------------------------------------------------------
+
+
+def test_srm_parameters_never_decay_and_bn_bias_by_option() -> None:
+    model = build_model("cifar_resnet20", "srm", num_classes=10)
+    params = dict(model.named_parameters())
+    srm = no_weight_decay_names(model)
+    assert srm and all(".recalibration." in n for n in srm)
+
+    groups = param_groups(model, 5e-4)
+    no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert no_decay == {id(params[n]) for n in srm}
+    assert sum(len(g["params"]) for g in groups) == len(params)
+
+    groups = param_groups(model, 5e-4, norm_bias_decay=False)
+    no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    expected = {id(p) for n, p in params.items() if n in srm or p.ndim == 1}
+    assert no_decay == expected
+    assert id(params["fc.bias"]) in no_decay and id(params["bn1.weight"]) in no_decay
+    assert id(params["conv1.weight"]) not in no_decay
+
+
+def test_schedule_warms_up_then_cosine_and_resumes_from_its_state(tmp_path: Path) -> None:
+    cfg = resolve(TrainConfig(epochs=4, warmup_epochs=1, lr=0.1))
+    model = torch.nn.Linear(2, 2)
+    opt = build_optimizer(model, cfg)
+    sched = build_scheduler(opt, cfg, steps_per_epoch=5)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.001)  # warmup starts at 1% of the peak
+    assert max(lrs) == pytest.approx(0.1) and lrs.index(max(lrs)) == 5
+    assert all(a >= b for a, b in zip(lrs[5:], lrs[6:]))  # cosine decays monotonically
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+    # the state goes through a weights_only checkpoint and continues identically
+    opt2 = build_optimizer(model, cfg)
+    sched2 = build_scheduler(opt2, cfg, steps_per_epoch=5)
+    for _ in range(7):
+        opt2.step()
+        sched2.step()
+    save_checkpoint({"optimizer": opt2.state_dict(), "scheduler": sched2.state_dict()}, tmp_path / "s.pt")
+    state = load_checkpoint(tmp_path / "s.pt")
+    opt3 = build_optimizer(model, cfg)
+    sched3 = build_scheduler(opt3, cfg, steps_per_epoch=5)
+    opt3.load_state_dict(state["optimizer"])
+    sched3.load_state_dict(state["scheduler"])
+    rest = []
+    for _ in range(13):
+        rest.append(opt3.param_groups[0]["lr"])
+        opt3.step()
+        sched3.step()
+    assert rest == pytest.approx(lrs[7:])
+
+
+def test_rng_state_survives_a_weights_only_checkpoint(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(3)
+    save_checkpoint({"rng": _rng_state()}, tmp_path / "rng.pt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    _set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
+
+
+def test_recipe_fills_only_what_is_unset() -> None:
+    cfg = resolve(TrainConfig(dataset="demo", epochs=3))
+    assert (cfg.arch, cfg.epochs, cfg.optimizer, cfg.schedule) == ("cifar_resnet20", 3, "sgd", "cosine")
+    adamw = resolve(TrainConfig(dataset="dtd", optimizer="adamw"))
+    assert adamw.arch == "resnet50" and adamw.lr == pytest.approx(1e-3)
+    with pytest.raises(StyleclsError, match="unknown schedule"):
+        resolve(TrainConfig(schedule="linear"))
+
+
+# --- runs on the demo set -------------------------------------------------------------------------
+
+
+def test_train_leaves_a_complete_run_folder(demo_env: Path, tmp_path: Path) -> None:
+    run = train(tiny(tmp_path, block="srm", name="srm"))
+    assert run == tmp_path / "runs" / "srm"
+    folder = RunFolder(run)
+    config = folder.config()
+    assert config["status"] == "finished"
+    assert config["model"] == {
+        "arch": "cifar_resnet20", "block": "srm", "num_classes": 10, "block_options": {}, "pretrained": None,
+    }  # fmt: skip
+    assert config["data"]["protocol"] == "multi-domain" and config["data"]["counts"] == {"train": 96, "val": 48, "test": 480}
+    assert config["train"]["epochs"] == 2 and config["settings"]["arch"] == "cifar_resnet20"
+    assert set(config["versions"]) == {"stylecls", "torch", "torchvision", "python"}
+    assert 1 <= config["best"]["epoch"] <= 2 and 0 <= config["best"]["val_acc"] <= 1
+
+    metrics = pd.read_csv(folder.metrics_path)
+    assert list(metrics.columns) == [
+        "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "img_per_s", "seconds", "skipped",
+    ]  # fmt: skip
+    assert metrics["epoch"].tolist() == [1, 2] and metrics["val_acc"].between(0, 1).all()
+    assert metrics["val_acc"].max() == pytest.approx(config["best"]["val_acc"], abs=1e-5)
+
+    split = pd.read_csv(folder.split_path)
+    assert split["part"].value_counts().to_dict() == {"test": 480, "train": 96, "val": 48}
+    assert not split["path"].str.startswith("/").any()  # relative to the data root
+    assert (Path(config["data"]["root"]) / split["path"].iloc[0]).is_file()
+
+    for which in ("best", "last"):
+        state = folder.load_checkpoint(which)  # weights_only=True
+        model = build_model(state["arch"], state["block"], state["num_classes"], **state["block_options"])
+        model.load_state_dict(state["model"])
+    assert folder.load_checkpoint("last")["epoch"] == 2
+
+
+def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
+    demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    straight = train(tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", name="straight"))
+
+    original = _Trainer.train_epoch
+
+    def interrupt_in_epoch_3(self: _Trainer, epoch: int) -> dict[str, float]:
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(_Trainer, "train_epoch", interrupt_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", name="stopped"))
+    stopped = tmp_path / "runs" / "stopped"
+    assert RunFolder(stopped).config()["status"] == "interrupted"
+    assert f"stylecls train --resume {stopped}" in capsys.readouterr().out
+    assert RunFolder(stopped).load_checkpoint("last")["epoch"] == 2
+
+    monkeypatch.setattr(_Trainer, "train_epoch", original)
+    assert resume(stopped) == stopped
+    a, b = pd.read_csv(straight / "metrics.csv"), pd.read_csv(stopped / "metrics.csv")
+    columns = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    wa, wb = RunFolder(straight).load_checkpoint("last")["model"], RunFolder(stopped).load_checkpoint("last")["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert RunFolder(stopped).config()["status"] == "finished"
+
+
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(demo_env: Path, tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteLoss, match="loss became"):
+        train(tiny(tmp_path, lr=1e30, name="nan"))
+    folder = RunFolder(tmp_path / "runs" / "nan")
+    assert folder.config()["status"] == "failed"
+    state = folder.load_checkpoint("last")
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_lodo_without_test_domain_trains_one_run_per_domain(demo_env: Path, tmp_path: Path) -> None:
+    runs = train_all(tiny(tmp_path, protocol="lodo", epochs=1, limit_train=32, limit_val=32, name="lodo"))
+    assert [r.name for r in runs] == ["lodo-photo", "lodo-poster", "lodo-sketch", "lodo-watercolor"]
+    config = RunFolder(runs[2]).config()
+    assert config["data"]["protocol"] == "lodo" and config["data"]["test_domain"] == "sketch"
+    split = pd.read_csv(runs[2] / "split.csv")
+    assert set(split.loc[split["part"] == "test", "domain"]) == {"sketch"}
+    assert "sketch" not in set(split.loc[split["part"] != "test", "domain"])
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "stylecls", "train", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+def test_bad_input_gives_one_message_and_exit_code_2(demo_env: Path, tmp_path: Path) -> None:
+    model = build_model("cifar_resnet20", num_classes=10)
+    bad = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if k == "conv1.weight" else v for k, v in model.state_dict().items()}
+    torch.save(bad, tmp_path / "bad.pt")
+    (tmp_path / "notarun").mkdir()
+    cases = {
+        "unknown dataset": (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        "unknown block": (["--block", "cbam"], "unknown block 'cbam'"),
+        "unknown arch": (["--arch", "vgg16"], "unknown arch 'vgg16'"),
+        "missing data": (["--dataset", "dtd", "--data-root", str(tmp_path / "nodata")], "stylecls data check --dataset dtd"),
+        "unknown domain": (["--test-domain", "clipart"], "unknown test domain 'clipart'"),
+        "not a run": (["--resume", str(tmp_path / "notarun")], "is not a run folder"),
+        "cuda": (["--device", "cuda"], "CUDA"),
+        "pretrained shapes": (["--pretrained", str(tmp_path / "bad.pt"), "--limit-train", "32"], "do not fit"),
+    }
+    if torch.cuda.is_available():
+        del cases["cuda"]
+    procs = {name: _cli(*args, cwd=tmp_path) for name, (args, _) in cases.items()}  # runs would go to tmp_path/runs
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (name, out, err)
+        assert "Traceback" not in err and cases[name][1] in err, (name, err)
+        assert err.strip().count("\n") == 0, (name, err)  # one message
+    assert not (tmp_path / "runs").exists()  # nothing half-made
+
+
+def test_torchrun_two_processes_on_gloo(demo_env: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [
+        "--img-size", "16", "--batch-size", "16", "--limit-train", "64", "--limit-val", "40", "--epochs", "2",
+        "--warmup-epochs", "0", "--block", "srm", "--out", str(tmp_path / "runs"), "--name", "ddp",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "stylecls", "train", *args],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "runs" / "ddp"
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == str(run) and proc.stdout.count(f"\n{run}\n") + (proc.stdout.endswith(f"{run}\n")) >= 1
+    assert sum(line == str(run) for line in lines) == 1  # only rank 0 reports
+    config = RunFolder(run).config()
+    assert config["train"]["world_size"] == 2 and config["status"] == "finished"
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2]
+    # validation is sharded without padding and reduced: accuracies are multiples of 1/40
+    assert all(abs(v * 40 - round(v * 40)) < 1e-3 for v in metrics["val_acc"])
+    assert json.loads((run / "config.json").read_text())["data"]["counts"]["val"] == 40
