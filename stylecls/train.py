@@ -48,6 +48,7 @@ __all__ = [
     "TrainConfig",
     "build_optimizer",
     "build_scheduler",
+    "is_main_process",
     "param_groups",
     "resolve",
     "resume",
@@ -229,6 +230,11 @@ class _Dist:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+
+def is_main_process() -> bool:
+    """False in the torchrun processes other than rank 0 (they train but do not write or report)."""
+    return _dist_from_env().main
 
 
 def _dist_from_env() -> _Dist:
