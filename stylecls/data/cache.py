@@ -1,7 +1,8 @@
 """The prepared cache: decoded, resized images in one memory-mapped uint8 array per dataset and size.
 
-Layout: ``<cache>/prepared/<dataset>-<root digest>-<img_size>/`` with ``images.npy`` (N, 3, R, R)
-where R = ``stored_size(img_size)`` (the centre square of the eval resize, see transforms.py),
+Layout: ``<cache>/prepared/<dataset>-<root digest>-<img_size>/`` with ``images.npy`` (N, R, R, 3)
+where R = ``stored_size(img_size)`` (the centre square of the eval resize, see transforms.py; HWC so
+that images come out channels-last, torch's fast layout for resizing uint8),
 ``index.csv`` (path, bytes, mtime_ns, row) and ``meta.json``. A file is served from the cache only
 while its size and mtime match the index, so an edited or replaced image is decoded afresh and a
 re-run of ``prepare`` rewrites the cache when the fingerprint of the sources changed.
@@ -27,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from stylecls.data.paths import cache_root
 from stylecls.data.transforms import cache_transform, stored_size
 
-VERSION = 1
+VERSION = 2
 
 
 def prepared_dir(dataset: str, root: str | Path, img_size: int) -> Path:
@@ -132,7 +133,7 @@ def write_cache(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(paths), 3, side, side))
+        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(paths), side, side, 3))
         rows = np.arange(len(paths))
         bad: list[str] = []
         loader = DataLoader(_Resized(paths, img_size), batch_size=64, num_workers=workers, collate_fn=list)
@@ -150,7 +151,7 @@ def write_cache(
                         rows[i] = -1
                         bad.append(f"{paths[i]}: {error}")
                     else:
-                        images[i] = image.numpy()
+                        images[i] = image.permute(1, 2, 0).numpy()
                 bar.advance(task, len(batch))
         images.flush()
         del images
