@@ -69,40 +69,68 @@ def add_recalibrated(block: nn.Module, x: Tensor, identity: Tensor) -> Tensor:
 # --- style pooling ------------------------------------------------------------------------------
 
 
-class _StylePool(torch.autograd.Function):
-    """Per-channel mean and std over H×W with a closed-form backward.
+def _moments(x: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Per-(n, c) mean and sqrt(unbiased var + eps) in float32, each (N, C, 1, 1).
 
-    ``torch.var`` over H×W runs a scalar Welford loop on the CPU (~50-90× a mean here); we take the
-    mean, then the norm of the centred tensor (two vectorised passes, no cancellation when
-    |mean| >> std). The centred tensor is kept for the backward, which is one fused pass:
-    dL/dx = gμ/n + gσ·(x - μ)/((n - 1)σ).
+    ``torch.var`` over H×W runs a scalar Welford loop on the CPU (50-90× a mean here). On the CPU we
+    read x once for Σx and Σx² and take var = (Σx² - (Σx)²/n)/(n - 1); that cancels where
+    |mean| >> std, so those rows (offset inputs, dead channels: Σx² > 64·n·(var + eps)) are
+    recomputed from centred values and their flat indices returned. Elsewhere the float32 error of
+    σ² stays below ~3e-5 relative. Other devices have the bandwidth for the centred two-pass form
+    (and no host sync): they return ``None`` for the indices.
+    """
+    n = x.shape[-1] * x.shape[-2]
+    if x.device.type != "cpu":
+        mean = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
+        var = torch.linalg.vector_norm(x - mean, dim=(2, 3), keepdim=True).square_() / max(n - 1, 1)
+        return mean, var.add_(eps).sqrt_(), None
+    total = x.sum(dim=(2, 3), keepdim=True, dtype=torch.float32)
+    sq = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True, dtype=torch.float32).square_()
+    mean = total / n
+    var = (sq - total * mean).clamp_min_(0) / max(n - 1, 1)
+    ill = (sq > (var + eps) * (64 * n)).flatten().nonzero().flatten()
+    if ill.numel():
+        rows = x.reshape(-1, n)[ill].float()
+        var.view(-1)[ill] = (rows - rows.mean(dim=1, keepdim=True)).square_().sum(dim=1) / max(n - 1, 1)
+    return mean, var.add_(eps).sqrt_(), ill
+
+
+class _StylePool(torch.autograd.Function):
+    """Style pooling with a closed-form backward in one fused pass over x:
+
+    dL/dx = gμ/n + gσ·(x - μ)/((n - 1)σ) = a + b·x per channel, with the centred form for the rows
+    where |μ| >> σ would make a + b·x cancel. Only x (already kept by the gate's multiply) is saved.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-        xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        n = xf.shape[-1] * xf.shape[-2]
-        mean = xf.mean(dim=(2, 3), keepdim=True)
-        centred = xf - mean
-        sq = torch.linalg.vector_norm(centred, dim=(2, 3), keepdim=True).square_()
-        std = (sq / max(n - 1, 1)).add_(eps).sqrt_()
-        ctx.save_for_backward(centred.to(x.dtype), std)
-        ctx.n = n
+        mean, std, ill = _moments(x, eps)
+        ctx.save_for_backward(x, mean, std, ill)
+        ctx.n = x.shape[-1] * x.shape[-2]
         return mean.to(x.dtype), std.to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_mean: Tensor, grad_std: Tensor) -> tuple[Tensor, None]:
-        centred, std = ctx.saved_tensors
+        x, mean, std, ill = ctx.saved_tensors
         n = ctx.n
         b = grad_std.float() / (std * max(n - 1, 1))
         a = grad_mean.float() / n
-        grad_x = torch.addcmul(a.to(centred.dtype), b.to(centred.dtype), centred)
+        if ill is None or not x.is_contiguous():
+            return torch.addcmul(a, b, x - mean).to(x.dtype), None
+        grad_x = torch.addcmul((a - b * mean).to(x.dtype), b.to(x.dtype), x)
+        if ill.numel():
+            rows = x.reshape(-1, n)[ill].float()
+            fixed = a.view(-1, 1)[ill] + b.view(-1, 1)[ill] * (rows - mean.view(-1, 1)[ill])
+            grad_x.view(-1, n)[ill] = fixed.to(x.dtype)
         return grad_x, None
 
 
 def style_pool(x: Tensor, eps: float = SRM_EPS) -> tuple[Tensor, Tensor]:
     """SRM's style pooling: per-channel mean and sqrt(unbiased var + eps), each (N, C, 1, 1)."""
-    return _StylePool.apply(x, eps)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _StylePool.apply(x, eps)
+    mean, std, _ = _moments(x, eps)
+    return mean.to(x.dtype), std.to(x.dtype)
 
 
 # --- blocks -------------------------------------------------------------------------------------

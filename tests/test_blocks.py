@@ -105,6 +105,50 @@ def test_style_pool_is_safe_for_large_offsets() -> None:
     _assert_close(mean.flatten(1).double(), x64.mean(dim=(2, 3)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_inference_style_pool_handles_offsets_and_dead_channels(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 9, 9)
+    x[:, 1] = x[:, 1] * 0.01 + 1e3  # |mean| >> std
+    x[:, 2] = 0.7  # a dead channel: constant, σ = sqrt(1e-5)
+    x[:, 3] = x[:, 3] * 1e-3 - 5.0
+    x = x.to(dtype)
+    with torch.inference_mode():
+        mean, std = style_pool(x)
+    x64 = x.double()
+    _assert_close(mean.flatten(1).double(), x64.mean(dim=(2, 3)), rtol=1e-6 if dtype == torch.float32 else 1e-2)
+    rel_std = ((std.flatten(1).double() - torch.sqrt(x64.var(dim=(2, 3)) + 1e-5)).abs() / std.flatten(1).double())
+    assert rel_std.max() <= (1e-4 if dtype == torch.float32 else 1e-2)
+
+
+def test_srm_gradients_with_some_ill_conditioned_channels() -> None:
+    block = _randomised_srm(6).train()
+    reference = _randomised_srm(6).train().double()
+    torch.manual_seed(3)
+    x = torch.randn(3, 6, 9, 9)
+    x[:, 1] = x[:, 1] * 0.01 + 1e3 * (1 + 0.01 * torch.randn(3, 1, 1))
+    x[:, 2] = 0.7
+    x.requires_grad_()
+    x64 = x.detach().double().requires_grad_()
+    grad = torch.randn(3, 6, 9, 9)
+    block(x).backward(grad)
+    srm_reference(x64, reference).backward(grad.double())
+    for c in (0, 3, 4, 5):  # well-conditioned channels: tight
+        _assert_close(x.grad[:, c], x64.grad[:, c])
+    _assert_close(x.grad[:, 1], x64.grad[:, 1], rtol=1e-3)  # float32 itself is ~5e-4 off at |mean|/std = 1e5
+    _assert_close(x.grad[:, 2], x64.grad[:, 2])
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3], ids=["centred", "offset1e3"])
+def test_srm_inference_matches_paper_formula(offset: float) -> None:
+    block = _randomised_srm(8).eval()
+    torch.manual_seed(2)
+    x = torch.randn(4, 8, 6, 6) + offset * (1 + 0.01 * torch.randn(4, 8, 1, 1))
+    with torch.inference_mode():
+        out = block(x)
+    _assert_close(out, srm_reference(x.double(), _randomised_srm(8).eval().double()))
+
+
 def test_srm_eval_folds_batchnorm_into_cfc() -> None:
     block = _randomised_srm(5).eval()
     w = block.effective_weights()
