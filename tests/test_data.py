@@ -177,6 +177,8 @@ def test_office_home_real_world_and_missing_domain(office_root):
     assert info["split_source"] == "seeded"
     counts = frame.groupby(["domain", "class_name"])["split"].value_counts().unstack()
     assert (counts["train"] == 4).all() and (counts["val"] == 1).all()
+    os.rename(office_root / "office_home" / "Real World", office_root / "office_home" / "Real_World")
+    assert catalog("office_home", office_root)["domain"].value_counts()["Real World"] == 10
     os.rename(office_root / "office_home" / "Clipart", office_root / "Clipart_moved")
     info = catalog("office_home", office_root).attrs["info"]
     assert info["missing_domains"] == ["Clipart"] and not info["complete"]

@@ -45,7 +45,16 @@ class CheckReport:
             console.print(table)
         for line in self.lines:
             console.print(line, highlight=False, soft_wrap=True)
-        verdict = "[green]OK: complete and readable[/]" if self.ok else "[red]NOT OK[/]"
+        if self.ok:
+            verdict = "[green]OK: complete and readable[/]"
+        else:
+            why = []
+            if not self.info.get("complete", True):
+                found, expected = self.info["found"]["images"], (self.info.get("expected") or {}).get("images")
+                why.append(f"incomplete ({found:,} of {expected:,} images)" if expected else "incomplete")
+            if self.bad:
+                why.append(f"{len(self.bad)} undecodable files")
+            verdict = f"[red]NOT OK: {', '.join(why)}[/]"
         console.print(f"{self.dataset} at {self.root}: {verdict}", highlight=False, soft_wrap=True)
 
 

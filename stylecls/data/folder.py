@@ -38,14 +38,27 @@ SINGLE_FRACTIONS = {"val": 0.1, "test": 0.2}
 DOMAIN_FRACTIONS = {"val": 0.2}
 
 
-def read_domains(folder: Path, domains: Sequence[str], classes: Sequence[str] | None, card: Card) -> Found:
-    """Rows of ``folder/<domain>/<class>/*`` for the listed domains; absent domains are warned about."""
+def read_domains(
+    folder: Path,
+    domains: Sequence[str],
+    classes: Sequence[str] | None,
+    card: Card,
+    aliases: dict[str, str] | None = None,
+) -> Found:
+    """Rows of ``folder/<domain>/<class>/*`` for the listed domains; absent domains are warned about.
+
+    ``aliases`` maps a domain to another folder name some copies use (``Real World`` -> ``Real_World``).
+    """
     found = Found()
     for domain in domains:
-        if not (folder / domain).is_dir():
+        path = folder / domain
+        alias = (aliases or {}).get(domain)
+        if not path.is_dir() and alias and (folder / alias).is_dir():
+            path = folder / alias
+        if not path.is_dir():
             found.warnings.append(f"domain folder {folder / domain} is missing")
             continue
-        scan_classes(folder / domain, domain, found, classes)
+        scan_classes(path, domain, found, classes)
     if not found.rows:
         raise card.missing(folder, "no images in any domain folder")
     return found

@@ -27,13 +27,14 @@ CARD = Card(
     name="office_home",
     title="Office-Home",
     folder="office_home",
-    layout="office_home/<Art|Clipart|Product|Real World>/<class>/*.jpg (65 classes; 'Real World' has a space)",
+    layout="office_home/<Art|Clipart|Product|Real World>/<class>/*.jpg (65 classes; 'Real World' has a space, "
+    "'Real_World' is accepted too)",
     source="https://www.hemanthdv.org/officeHomeDataset.html",
 )
 
 
 def load(root: Path, seed: int = 0) -> pd.DataFrame:
-    found = read_domains(root, DOMAINS, CLASSES, CARD)
+    found = read_domains(root, DOMAINS, CLASSES, CARD, aliases={"Real World": "Real_World"})
     splits = domain_split(found, root, seed)
     info = summarise(
         found.rows,
