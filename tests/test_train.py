@@ -159,7 +159,7 @@ def test_train_leaves_a_complete_run_folder(demo_env: Path, tmp_path: Path) -> N
 def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
     demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    straight = train(tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", name="straight"))
+    straight = train(tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", limit_train=64, name="straight"))
 
     original = _Trainer.train_epoch
 
@@ -170,7 +170,7 @@ def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
 
     monkeypatch.setattr(_Trainer, "train_epoch", interrupt_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", name="stopped"))
+        train(tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", limit_train=64, name="stopped"))
     stopped = tmp_path / "runs" / "stopped"
     assert RunFolder(stopped).config()["status"] == "interrupted"
     assert f"stylecls train --resume {stopped}" in capsys.readouterr().out
@@ -215,30 +215,40 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def test_bad_input_gives_one_message_and_exit_code_2(demo_env: Path, tmp_path: Path) -> None:
+def test_bad_input_is_one_clear_error_before_anything_is_written(demo_env: Path, tmp_path: Path) -> None:
     model = build_model("cifar_resnet20", num_classes=10)
     bad = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if k == "conv1.weight" else v for k, v in model.state_dict().items()}
     torch.save(bad, tmp_path / "bad.pt")
+    cases = [
+        (dict(dataset="imagenet"), "unknown dataset 'imagenet'"),
+        (dict(arch="vgg16"), "unknown arch 'vgg16'"),
+        (dict(dataset="dtd", data_root=str(tmp_path / "nodata")), "stylecls data check --dataset dtd"),
+        (dict(test_domain="clipart"), "unknown test domain 'clipart'"),
+        (dict(pretrained=str(tmp_path / "bad.pt")), "do not fit"),
+        (dict(batch_size=512), "fewer than one batch"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((dict(device="cuda"), "sees no CUDA GPU"))
+    for changes, message in cases:
+        with pytest.raises(StyleclsError, match=message):
+            train(tiny(tmp_path, **changes))
+    with pytest.raises(StyleclsError, match="is not a run folder"):
+        resume(tmp_path)
+    assert not (tmp_path / "runs").exists()  # nothing half-made
+
+
+def test_cli_turns_bad_input_into_exit_code_2(demo_env: Path, tmp_path: Path) -> None:
     (tmp_path / "notarun").mkdir()
     cases = {
-        "unknown dataset": (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         "unknown block": (["--block", "cbam"], "unknown block 'cbam'"),
-        "unknown arch": (["--arch", "vgg16"], "unknown arch 'vgg16'"),
-        "missing data": (["--dataset", "dtd", "--data-root", str(tmp_path / "nodata")], "stylecls data check --dataset dtd"),
-        "unknown domain": (["--test-domain", "clipart"], "unknown test domain 'clipart'"),
         "not a run": (["--resume", str(tmp_path / "notarun")], "is not a run folder"),
-        "cuda": (["--device", "cuda"], "CUDA"),
-        "pretrained shapes": (["--pretrained", str(tmp_path / "bad.pt"), "--limit-train", "32"], "do not fit"),
     }
-    if torch.cuda.is_available():
-        del cases["cuda"]
-    procs = {name: _cli(*args, cwd=tmp_path) for name, (args, _) in cases.items()}  # runs would go to tmp_path/runs
+    procs = {name: _cli(*args, cwd=tmp_path) for name, (args, _) in cases.items()}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 2, (name, out, err)
         assert "Traceback" not in err and cases[name][1] in err, (name, err)
         assert err.strip().count("\n") == 0, (name, err)  # one message
-    assert not (tmp_path / "runs").exists()  # nothing half-made
 
 
 def test_torchrun_two_processes_on_gloo(demo_env: Path, tmp_path: Path) -> None:
@@ -264,3 +274,16 @@ def test_torchrun_two_processes_on_gloo(demo_env: Path, tmp_path: Path) -> None:
     # validation is sharded without padding and reduced: accuracies are multiples of 1/40
     assert all(abs(v * 40 - round(v * 40)) < 1e-3 for v in metrics["val_acc"])
     assert json.loads((run / "config.json").read_text())["data"]["counts"]["val"] == 40
+
+
+@pytest.mark.integration
+def test_incomplete_copy_is_announced_and_recorded(
+    shared_data: Path, cache_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = train(
+        tiny(tmp_path, dataset="pacs", data_root=str(shared_data), test_domain="sketch", epochs=1, limit_train=32, limit_val=32)
+    )
+    data = RunFolder(run).config()["data"]
+    assert data["complete"] is False and data["info"]["found"]["images"] == 1400
+    assert data["info"]["expected"]["images"] == 9991
+    assert "incomplete copy of pacs: found 1,400 of 9,991 images" in capsys.readouterr().out
