@@ -118,11 +118,13 @@ def run_rows(run: RunFolder, data_root: str | Path | None = None) -> pd.DataFram
     """
     if not run.split_path.is_file():
         raise StyleclsError(f"{run.path} has no {run.split_path.name}: cannot tell which images it was trained on")
+    cfg = run.config()
     frame = pd.read_csv(run.split_path)
+    frame.attrs["info"] = cfg["data"].get("info") or {}  # lets ImageDataset read a prepared cache
     needed = {"path", "label", "class_name", "domain", "part"}
     if missing := needed - set(frame.columns):
         raise StyleclsError(f"{run.split_path} lacks the columns {sorted(missing)}")
-    root = Path(data_root if data_root is not None else run.config()["data"]["root"]).expanduser()
+    root = Path(data_root if data_root is not None else cfg["data"]["root"]).expanduser()
     frame["path"] = [p if Path(p).is_absolute() else str(root / p) for p in frame["path"]]
     frame["domain"] = frame["domain"].fillna("").astype(str)
     exists = np.array([Path(p).is_file() for p in frame["path"]])
