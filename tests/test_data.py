@@ -379,6 +379,16 @@ def test_prepared_cache_is_used_and_invalidated(tmp_path, make_images, cache_env
     assert train[0][0].shape == (3, 24, 24)
 
 
+def test_cache_is_found_whatever_the_spelling_of_the_root(tmp_path, make_images, cache_env, monkeypatch):
+    make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(3)])
+    prepare("folder", tmp_path / "data", 16, workers=0, progress=False)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    frame = catalog("folder", "../data")
+    assert frame.attrs["info"]["root"] == str(tmp_path / "data")
+    assert ImageDataset(frame, 16, train=False).cache_hits == 6
+
+
 def test_subset_frames_keep_info_for_the_cache(demo_env):
     frame = protocol_parts(catalog("demo"))
     part = frame[frame["part"] == "val"]

@@ -32,7 +32,7 @@ VERSION = 2
 
 
 def prepared_dir(dataset: str, root: str | Path, img_size: int) -> Path:
-    digest = hashlib.sha1(str(Path(root).absolute()).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(os.path.abspath(root).encode()).hexdigest()[:10]
     return cache_root() / "prepared" / f"{dataset}-{digest}-{img_size}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def dataset_dir(name: str, root: str | Path | None = None) -> Path:
     c = card(name)
     if name == "demo":
         return demo.demo_root()
-    base = Path(root).expanduser().absolute() if root is not None else default_root()
+    base = Path(os.path.abspath(Path(root).expanduser())) if root is not None else default_root()
     return base / c.folder if c.folder else base
 
 
