@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 
 from stylecls.data import demo
@@ -106,24 +107,29 @@ def check(
     frame = catalog(name, root, **options)
     info = frame.attrs["info"]
     expected = info["expected"] or {}
-    exp_domains = expected.get("domains", {})
-    splits = frame.pivot_table(index="domain", columns="split", values="path", aggfunc="count", fill_value=0)
-    rows = []
-    for domain in info["domains"]:
-        found = info["found"]["domains"].get(domain, 0)
-        parts = [int(splits.loc[domain, s]) if domain in splits.index and s in splits.columns else 0 for s in ("train", "val", "test")]
-        rows.append([domain, found, exp_domains.get(domain, "-"), *parts])
-    rows.append(["total", info["found"]["images"], expected.get("images", "-"),
-                 *[int((frame["split"] == s).sum()) for s in ("train", "val", "test")]])
-    tables = [Table(f"{name}: images per domain (split: {info['split_source']})",
-                    ["domain", "found", "expected", "train", "val", "test"], rows)]
-    per_class = frame.groupby("class_name").size()
-    tables.append(Table(
-        f"{name}: images per class ({info['found']['classes']} of {len(info['classes'])} classes present)",
-        ["class", *info["domains"], "total"],
-        [[c, *[int(((frame["class_name"] == c) & (frame["domain"] == d)).sum()) for d in info["domains"]],
-          int(per_class.get(c, 0))] for c in info["classes"]] if len(info["classes"]) <= 100 else [],
-    ))
+    parts = ("train", "val", "test")
+    by_split = pd.crosstab(frame["domain"], frame["split"]).reindex(
+        index=info["domains"], columns=list(parts), fill_value=0
+    )
+    rows = [
+        [d, info["found"]["domains"].get(d, 0), expected.get("domains", {}).get(d, "-"), *map(int, by_split.loc[d])]
+        for d in info["domains"]
+    ]
+    rows.append(["total", info["found"]["images"], expected.get("images", "-"), *map(int, by_split.sum())])
+    tables = [
+        Table(f"{name}: images per domain (split: {info['split_source']})",
+              ["domain", "found", "expected", *parts], rows)
+    ]
+    by_class = pd.crosstab(frame["class_name"], frame["domain"]).reindex(
+        index=info["classes"], columns=info["domains"], fill_value=0
+    )
+    tables.append(
+        Table(
+            f"{name}: images per class ({info['found']['classes']} of {len(info['classes'])} classes present)",
+            ["class", *info["domains"], "total"],
+            [[c, *map(int, counts), int(counts.sum())] for c, counts in by_class.iterrows()],
+        )
+    )
     lines = []
     if info["expected"] is None:
         lines.append("no reference counts for a plain folder: checked for readable images only")
@@ -131,8 +137,8 @@ def check(
         lines.append(f"[red]missing domains:[/] {', '.join(info['missing_domains'])}")
     if info["missing_classes"]:
         lines.append(f"[red]missing classes ({len(info['missing_classes'])}):[/] {', '.join(info['missing_classes'])}")
-    if info["missing_listed"]:
-        lines.append(f"[red]split-list lines naming files not in this copy:[/] {info['missing_listed']:,}")
+    if len(info["domains"]) > 1 and not (frame["split"] == "test").any():
+        lines.append("test images come from the protocol: the held-out domain (lodo) or the val rows (multi-domain)")
     lines.extend(f"[yellow]warning:[/] {w}" for w in info["warnings"])
     bad: list[str] = []
     if deep:
