@@ -133,7 +133,8 @@ def write_cache(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(paths), side, side, 3))
+        shape = (len(paths), side, side, 3)
+        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
         rows = np.arange(len(paths))
         bad: list[str] = []
         loader = DataLoader(_Resized(paths, img_size), batch_size=64, num_workers=workers, collate_fn=list)

@@ -45,6 +45,11 @@ def demo_root() -> Path:
     return cache_root() / "demo"
 
 
+def _thin_lines(w: np.ndarray) -> np.ndarray:
+    """1 on the lines w = integer + 0.5, falling off within a few percent of a period."""
+    return np.exp(-(((w % 1) - 0.5) ** 2) / 0.004)
+
+
 def _textures(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` grayscale textures of one class, values in [0, 1], shape (n, SIZE, SIZE)."""
     y, x = (np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE)[:, None]
@@ -67,8 +72,7 @@ def _textures(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         f = np.tanh((r - np.hypot(du, dv)) * 25)
     elif kind == "hatching":
         k = freq(7, 11)
-        line = lambda w: np.exp(-(((w % 1) - 0.5) ** 2) / 0.004)  # noqa: E731
-        f = np.maximum(line(k * u + phase), line(k * v))
+        f = np.maximum(_thin_lines(k * u + phase), _thin_lines(k * v))
     elif kind == "waves":
         f = np.sin(2 * np.pi * (freq(3, 6) * u + freq(0.4, 0.8) * np.sin(2 * np.pi * freq(1.5, 3) * v)) + phase)
     elif kind == "zigzag":
@@ -90,7 +94,9 @@ def _textures(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return ((f - lo) / np.maximum(hi - lo, 1e-6)).astype(np.float32)
 
 
-def _colours(n: int, rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]) -> np.ndarray:
+def _colours(
+    n: int, rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]
+) -> np.ndarray:
     """``n`` random RGB colours (n, 3, 1, 1) from hue/saturation/value ranges."""
     h = rng.uniform(0, 1, n)
     s, v = rng.uniform(*saturation, n), rng.uniform(*value, n)
@@ -105,7 +111,8 @@ def _render(domain: str, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     t = t[:, None]
     if domain == "photo":
         a, b = _colours(n, rng, (0.2, 0.7), (0.15, 0.45)), _colours(n, rng, (0.2, 0.7), (0.6, 0.95))
-        light = np.linspace(0.85, 1.15, SIZE, dtype=np.float32)[None, None, :, None] ** rng.choice([-1, 1], (n, 1, 1, 1))
+        ramp = np.linspace(0.85, 1.15, SIZE, dtype=np.float32)[None, None, :, None]
+        light = ramp ** rng.choice([-1, 1], (n, 1, 1, 1))  # light from the left or the right
         img = (a + t * (b - a)) * light + rng.normal(0, 0.03, (n, 3, SIZE, SIZE))
     elif domain == "poster":
         palette = np.stack([_colours(n, rng, (0.8, 1.0), (0.5, 1.0)) for _ in range(3)], 1)  # n,3(levels),3,1,1

@@ -85,7 +85,7 @@ def load(root: Path, task: str = "style", seed: int = 0) -> pd.DataFrame:
     if all(p.is_file() for p in (train_file, val_file, class_file)):
         classes = read_classes(class_file)
         index = {k: i for i, k in enumerate(keys)}
-        rows, splits, labels = [], [], []
+        rows, splits = [], []
         listed = 0
         for file, part in ((train_file, "train"), (val_file, "test")):
             for rel, label in read_split_file(file):
@@ -99,9 +99,9 @@ def load(root: Path, task: str = "style", seed: int = 0) -> pd.DataFrame:
                 path, _, domain = found.rows[i]
                 rows.append((path, classes[label], domain))
                 splits.append(part)
-                labels.append(label)
         train = [j for j, s in enumerate(splits) if s == "train"]
-        held = seeded_split([relative_key(rows[j][0], root) for j in train], [rows[j][1] for j in train], VAL_FROM_TRAIN, seed)
+        keys_train = [relative_key(rows[j][0], root) for j in train]
+        held = seeded_split(keys_train, [rows[j][1] for j in train], VAL_FROM_TRAIN, seed)
         for j, s in zip(train, held):
             splits[j] = s
         unlisted = len(set(keys) - {relative_key(p, root) for p, _, _ in rows})
