@@ -200,6 +200,7 @@ def train_cmd(
     warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", min=0, help="Linear warmup epochs (default: recipe)."),
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Label smoothing (default: recipe)."),
     img_size: Optional[int] = typer.Option(None, "--img-size", min=8, help="Training image size (default: recipe)."),
+    min_crop: Optional[float] = typer.Option(None, "--min-crop", help="Smallest random crop, as an area fraction (default: recipe)."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="imagenet or a path to a state dict."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights, the order and the augmentation."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1 ..."),
@@ -240,7 +241,7 @@ def train_cmd(
         data_options={"task": task} if task else {}, protocol=protocol, test_domain=test_domain, split=split,
         img_size=img_size, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         optimizer=optimizer, schedule=schedule, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
-        norm_bias_decay=norm_bias_decay, seed=seed, device=device, amp=amp, compile=compile,
+        min_crop=min_crop, norm_bias_decay=norm_bias_decay, seed=seed, device=device, amp=amp, compile=compile,
         channels_last=channels_last, sync_bn=sync_bn, workers=workers, skip_bad=skip_bad,
         limit_train=limit_train, limit_val=limit_val, out=str(out), name=name, progress=progress,
     )  # fmt: skip

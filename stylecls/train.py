@@ -61,6 +61,7 @@ SCHEDULES = ("cosine", "step", "constant")
 METRIC_COLUMNS = (
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "img_per_s", "seconds", "skipped",
 )  # fmt: skip
+DEFAULT_MIN_CROP = 0.08  # torchvision's RandomResizedCrop, as stylecls.data's train transform uses
 LOG_EVERY = 10  # steps between host syncs (progress text, non-finite loss check)
 PLAIN_LOG_SECONDS = 60.0  # without a terminal, a progress line at most this often within an epoch
 
@@ -96,6 +97,7 @@ class TrainConfig:
     schedule: str | None = None  # cosine | step | constant (per iteration, after a linear warmup)
     warmup_epochs: int | None = None
     label_smoothing: float | None = None
+    min_crop: float | None = None  # smallest RandomResizedCrop area fraction (augmentation strength)
     norm_bias_decay: bool = True  # False: no weight decay on BatchNorm and bias parameters either
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -138,6 +140,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         schedule=config.schedule or recipe.schedule,
         warmup_epochs=config.warmup_epochs if config.warmup_epochs is not None else recipe.warmup_epochs,
         label_smoothing=config.label_smoothing if config.label_smoothing is not None else recipe.label_smoothing,
+        min_crop=config.min_crop if config.min_crop is not None else recipe.min_crop,
         block_options=dict(config.block_options),
         data_options=dict(config.data_options),
     )  # fmt: skip
@@ -155,6 +158,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
             f"invalid optimisation settings: lr={cfg.lr} (> 0), weight decay={cfg.weight_decay} (>= 0), "
             f"label smoothing={cfg.label_smoothing} (in [0, 1)), warmup epochs={cfg.warmup_epochs} (>= 0)"
         )
+    if not 0 < cfg.min_crop <= 1:
+        raise StyleclsError(f"min-crop is an area fraction in (0, 1], got {cfg.min_crop}")
     if cfg.warmup_epochs >= cfg.epochs and cfg.epochs > 1:
         cfg = replace(cfg, warmup_epochs=cfg.epochs - 1)
     return cfg
@@ -446,7 +451,8 @@ def _print_settings(cfg: TrainConfig, data: _Data, run_dir: Path, device: torch.
     console.print(
         f"  recipe   {cfg.epochs} epochs, {cfg.img_size} px, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}"
         f" wd {cfg.weight_decay:g} ({'no decay for SRM' if cfg.norm_bias_decay else 'no decay for SRM/BN/bias'}),"
-        f" {cfg.schedule} with {cfg.warmup_epochs} warmup epochs, label smoothing {cfg.label_smoothing:g}, seed {cfg.seed}"
+        f" {cfg.schedule} with {cfg.warmup_epochs} warmup epochs, label smoothing {cfg.label_smoothing:g},"
+        f" crops >= {cfg.min_crop:g} of the area, seed {cfg.seed}"
     )
     console.print(
         f"  device   {device}{' x' + str(extra['world_size']) if extra['world_size'] > 1 else ''}, amp {extra['amp']},"
@@ -508,6 +514,7 @@ def _config_json(
             "schedule": cfg.schedule,
             "warmup_epochs": cfg.warmup_epochs,
             "label_smoothing": cfg.label_smoothing,
+            "min_crop": cfg.min_crop,
             "limit_train": cfg.limit_train,
             "limit_val": cfg.limit_val,
             "skip_bad": cfg.skip_bad,
@@ -553,6 +560,8 @@ class _Trainer:
         self.model = model
 
         self.train_set = ImageDataset(data.part("train"), cfg.img_size, train=True, skip_bad=cfg.skip_bad)
+        if cfg.min_crop != DEFAULT_MIN_CROP:
+            self.train_set.transform = _train_transform(cfg.img_size, cfg.min_crop)
         self.val_set = ImageDataset(data.part("val"), cfg.img_size, train=False, skip_bad=cfg.skip_bad)
         if len(self.val_set) == 0:
             raise StyleclsError(f"protocol {data.info.get('protocol')} leaves no validation images; model selection needs some")
@@ -802,6 +811,13 @@ class _Trainer:
                 )
 
 
+def _train_transform(img_size: int, min_crop: float) -> Any:
+    """The data package's augmentation (random resized crop + flip) with a gentler smallest crop."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomResizedCrop(img_size, scale=(min_crop, 1.0), antialias=True), v2.RandomHorizontalFlip()])
+
+
 def _default_workers(device: torch.device) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device.type == "cuda":
@@ -967,7 +983,7 @@ def resume(run_dir: str | Path, device: str | None = None, workers: int | None =
         data = _read_split(folder, config)
         _seed_everything(cfg.seed)
         trainer = _Trainer(cfg, data, folder.path, ddp, device_)
-        state = folder.load_checkpoint("last", map_location=device_)
+        state = folder.load_checkpoint("last")  # on the CPU: RNG states must stay CPU tensors
         try:
             trainer.load_state(state)
         except (KeyError, RuntimeError, ValueError) as e:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +36,16 @@ from stylecls.train import (
 )
 
 TINY = dict(img_size=16, batch_size=32, limit_train=96, limit_val=48, warmup_epochs=0, workers=0, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
+    spinning threads make them 10x slower; the subprocesses get OMP_NUM_THREADS=1 likewise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny(tmp_path: Path, **changes: object) -> TrainConfig:
@@ -211,7 +222,7 @@ def test_lodo_without_test_domain_trains_one_run_per_domain(demo_env: Path, tmp_
 def _cli(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "stylecls", "train", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
 
 
