@@ -394,3 +394,17 @@ def test_subset_frames_keep_info_for_the_cache(demo_env):
     part = frame[frame["part"] == "val"]
     assert part.attrs["info"]["dataset"] == "demo"
     assert isinstance(part, pd.DataFrame) and np.all(part["part"] == "val")
+
+
+def test_channels_last_random_resized_crop_matches_torchvision():
+    from torchvision.transforms import v2
+
+    from stylecls.data.transforms import RandomResizedCrop
+
+    image = torch.randint(0, 256, (40, 52, 3), dtype=torch.uint8).permute(2, 0, 1)  # a cache row: HWC
+    ours, reference = RandomResizedCrop(24, antialias=True), v2.RandomResizedCrop(24, antialias=True)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        a = ours(image)
+        torch.manual_seed(seed)
+        assert torch.equal(a, reference(image))

@@ -6,6 +6,8 @@ normalises whole batches with :func:`normalize`, on the GPU when there is one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -26,9 +28,24 @@ def stored_size(img_size: int) -> int:
     return img_size + 4 * max(1, int(round(margin / 4)))
 
 
+class RandomResizedCrop(v2.RandomResizedCrop):
+    """``v2.RandomResizedCrop`` that packs a uint8 CPU crop channels-last before resizing.
+
+    torch's antialiased bilinear uint8 kernel works on channels-last data; handed a strided crop
+    view it repacks input and output, which makes it ~2x slower. Same parameters, same pixels.
+    """
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if type(inpt) is torch.Tensor and inpt.dtype == torch.uint8 and inpt.ndim == 3 and not inpt.is_cuda:
+            top, left, height, width = params["top"], params["left"], params["height"], params["width"]
+            crop = inpt[:, top : top + height, left : left + width].permute(1, 2, 0).contiguous().permute(2, 0, 1)
+            return F.resize(crop, self.size, interpolation=self.interpolation, antialias=self.antialias)
+        return super().transform(inpt, params)
+
+
 def train_transform(img_size: int) -> v2.Transform:
     """The standard ImageNet training augmentation: random resized crop + horizontal flip."""
-    return v2.Compose([v2.RandomResizedCrop(img_size, antialias=True), v2.RandomHorizontalFlip()])
+    return v2.Compose([RandomResizedCrop(img_size, antialias=True), v2.RandomHorizontalFlip()])
 
 
 def eval_transform(img_size: int) -> v2.Transform:
