@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
@@ -138,12 +138,8 @@ def collate(samples: list[tuple[torch.Tensor, int, int] | None]) -> Batch:
     if not kept:
         empty = torch.empty(0, dtype=torch.int64)
         return Batch(torch.empty(0, 3, 0, 0, dtype=torch.uint8), empty, empty.clone(), skipped)
-    return Batch(
-        torch.stack([s[0] for s in kept]),
-        torch.tensor([s[1] for s in kept], dtype=torch.int64),
-        torch.tensor([s[2] for s in kept], dtype=torch.int64),
-        skipped,
-    )
+    images, labels, indices = default_collate(kept)  # in a worker it stacks straight into shared memory
+    return Batch(images, labels, indices, skipped)
 
 
 class _CleanErrors:
