@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -108,7 +109,8 @@ def main() -> None:
         "prepare_s": round(prepared.seconds, 2),
         "prepare_reused": prepared.up_to_date,
         "cpu": platform.processor() or platform.machine(),
-        "cpu_count": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }
@@ -126,6 +128,8 @@ def main() -> None:
         f"| **ratio** | **{ours_rate / base_rate:.2f}x** |\n\n"
         "Both use random resized crop + horizontal flip at the same size; ours leaves the float conversion "
         "and normalisation to the model's device (`stylecls.data.normalize`). "
+        f"Machine: {os.cpu_count()} CPUs, 1-min load average {os.getloadavg()[0]:.1f} at the end (other jobs were "
+        "running: absolute rates are noisy, the alternating trials keep the ratio fair). "
         f"Preparing the cache took {prepared.seconds:.1f} s"
         f"{' (reused: it was up to date)' if prepared.up_to_date else ''}.\n"
     )
