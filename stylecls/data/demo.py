@@ -1,6 +1,6 @@
 """The built-in demo: a procedurally generated style dataset, so the pipeline runs with no download.
 
-Classes are textures defined by their statistics (stripes, checks, dots, hatching, waves, zigzags,
+Classes are textures defined by their statistics (stripes, checks, dots, hatching, waves, bricks,
 rings, Voronoi cells, fine and coarse noise), each image with its own random angle, frequency and
 phase. Domains are renderings of the same textures (colour photo-like, posterised palette, soft
 watercolour, line-art sketch), so texture classification and leave-one-domain-out both mean
@@ -23,12 +23,12 @@ from stylecls.data.folder import read_domains
 from stylecls.data.paths import cache_root
 from stylecls.data.records import Card, build_frame, summarise
 
-VERSION = 1
+VERSION = 2
 SEED = 0
 SIZE = 64
 PER_CELL = 60  # images per (domain, class)
 TRAIN_PER_CELL = 48  # the fixed split: images 0..47 train, 48..59 val
-CLASSES = ("cells", "checks", "dots", "hatching", "noise_coarse", "noise_fine", "rings", "stripes", "waves", "zigzag")
+CLASSES = ("bricks", "cells", "checks", "dots", "hatching", "noise_coarse", "noise_fine", "rings", "stripes", "waves")
 DOMAINS = ("photo", "poster", "sketch", "watercolor")
 
 CARD = Card(
@@ -75,9 +75,10 @@ def _textures(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         f = np.maximum(_thin_lines(k * u + phase), _thin_lines(k * v))
     elif kind == "waves":
         f = np.sin(2 * np.pi * (freq(3, 6) * u + freq(0.4, 0.8) * np.sin(2 * np.pi * freq(1.5, 3) * v)) + phase)
-    elif kind == "zigzag":
-        tri = 2 * np.abs(2 * ((freq(2, 4) * v) % 1) - 1) - 1
-        f = np.sin(2 * np.pi * (freq(3, 6) * u + freq(0.3, 0.6) * tri) + phase)
+    elif kind == "bricks":
+        k = freq(4, 6)
+        row = np.floor(k * v + phase)
+        f = np.maximum(_thin_lines(k * v + phase + 0.5), _thin_lines(k * u / 2 + row / 2))
     elif kind == "rings":
         cx, cy = freq(0.1, 0.9), freq(0.1, 0.9)
         f = np.sin(2 * np.pi * freq(5, 9) * np.hypot(x - cx, y - cy) + phase)
@@ -122,8 +123,8 @@ def _render(domain: str, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     elif domain == "watercolor":
         soft = gaussian_filter(t, (0, 0, 1.4, 1.4), mode="wrap")
         base = _colours(n, rng, (0.1, 0.35), (0.85, 1.0))
-        tint = _colours(n, rng, (0.3, 0.6), (0.6, 0.9))
-        img = base + 0.45 * soft * (tint - base)
+        tint = _colours(n, rng, (0.35, 0.7), (0.35, 0.65))
+        img = base + 0.7 * soft * (tint - base)
     elif domain == "sketch":
         gy, gx = np.gradient(t[:, 0], axis=(1, 2))
         edge = np.hypot(gx, gy)
