@@ -118,7 +118,8 @@ def main() -> None:
     (args.out / "data_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "data_throughput.md").write_text(
         "# Training-loader throughput\n\n"
-        f"`python benchmarks/data_throughput.py --dataset {args.dataset} --size {args.size}` "
+        f"`python benchmarks/data_throughput.py --dataset {args.dataset}"
+        f"{f' --data-root {args.data_root}' if args.data_root else ''} --size {args.size}` "
         f"({len(ours):,} images, {args.images:,} samples per trial, batch {args.batch_size}, {args.workers} workers, "
         f"median of {args.trials} alternating trials, torch {torch.__version__}, torchvision {torchvision.__version__}).\n\n"
         "| loader | images/s |\n|---|---:|\n"
