@@ -7,6 +7,8 @@ A :class:`~stylecls.errors.StyleclsError` becomes one red line on stderr and exi
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -158,6 +160,15 @@ def data_prepare(
 # --- train ----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _interrupt_exits_130() -> Iterator[None]:
+    """Ctrl-C during training: the loop has saved and printed the resume command; exit 128 + SIGINT."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
 def _block_options(pairs: list[str]) -> dict:
     """``--block-option pooling=mean --block-option reduction=8`` -> {"pooling": "mean", "reduction": 8}."""
     import json
@@ -231,7 +242,8 @@ def train_cmd(
                 f"--resume continues a run with its own settings; drop {', '.join('--' + g.replace('_', '-') for g in given)}"
                 " (only --device, --workers and --progress may change)"
             )
-        path = resume_run(resume, device=None if device == "auto" else device, workers=workers, progress=progress)
+        with _interrupt_exits_130():
+            path = resume_run(resume, device=None if device == "auto" else device, workers=workers, progress=progress)
         if is_main_process():
             console.print(str(path), highlight=False, soft_wrap=True)
         return
@@ -245,7 +257,8 @@ def train_cmd(
         channels_last=channels_last, sync_bn=sync_bn, workers=workers, skip_bad=skip_bad,
         limit_train=limit_train, limit_val=limit_val, out=str(out), name=name, progress=progress,
     )  # fmt: skip
-    paths = train_all(config)
+    with _interrupt_exits_130():
+        paths = train_all(config)
     if not is_main_process():  # under torchrun, rank 0 reports
         return
     if len(paths) > 1:
@@ -379,24 +392,13 @@ def inspect_cmd(
 
 
 def main() -> None:
-    """Entry point: run the app, turning user errors into one message and exit code 2."""
+    """Entry point: run the app, turning user errors into one message and exit code 2.
+
+    Click's standalone mode already handles usage errors (exit 2), ``typer.Exit`` and Ctrl-C;
+    our own :class:`StyleclsError` passes through it and is reported here.
+    """
     try:
-        code = app(standalone_mode=False)  # without standalone mode, typer.Exit(n) comes back as n
+        app()
     except StyleclsError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        sys.exit(130)
-    except Exception as e:  # usage errors (bad options) keep click's exit code 2; typer vendors click
-        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
-            e.show()
-            sys.exit(e.exit_code)
-        if type(e).__name__ == "Abort":
-            err_console.print("[yellow]aborted[/]")
-            sys.exit(1)
-        raise
-    if isinstance(code, int) and code:
-        sys.exit(code)

@@ -1,0 +1,53 @@
+"""evaluate / compare / inspect on runs trained on the real PACS subset (skipped without ../shared/data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stylecls.compare import compare
+from stylecls.evaluate import evaluate
+from stylecls.inspect_model import inspect_run
+from stylecls.train import TrainConfig, train
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning"),
+]
+
+
+def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Path, tmp_path: Path) -> None:
+    runs = []
+    for block in ("se", "srm"):
+        config = TrainConfig(
+            dataset="pacs", data_root=str(shared_data), test_domain="sketch", block=block, arch="cifar_resnet20",
+            img_size=32, epochs=1, batch_size=32, limit_train=64, limit_val=48, warmup_epochs=0, workers=0,
+            progress=False, out=str(tmp_path / "runs"), name=f"pacs-{block}",
+        )  # fmt: skip
+        runs.append(train(config))
+
+    result = evaluate(runs[1], device="cpu", batch_size=64)
+    files = {p.name for p in result.out_dir.iterdir()}
+    assert {"metrics.json", "predictions.csv", "per_class.csv", "confusion.csv", "confusion.png",
+            "per_domain.csv"} <= files  # fmt: skip
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    assert metrics["count"] == 350  # the whole held-out sketch domain of the subset
+    assert metrics["held_out_domains"] == ["sketch"]
+    per_domain = pd.read_csv(result.out_dir / "per_domain.csv")
+    val_acc = (per_domain.query("part == 'val'")["accuracy"] * per_domain.query("part == 'val'")["count"]).sum() / per_domain.query("part == 'val'")["count"].sum()
+    assert metrics["domain_gap"] == pytest.approx(val_acc - metrics["held_out_acc"])
+    confusion = pd.read_csv(result.out_dir / "confusion.csv", index_col=0)
+    assert confusion.to_numpy().sum() == 350 and list(confusion.columns) == list(confusion.index)
+
+    inspected = inspect_run(runs[1], device="cpu", batch_size=64)
+    assert (inspected.out_dir / "style_weights.csv").is_file() and (inspected.out_dir / "gates.csv").is_file()
+    gates = pd.read_csv(inspected.out_dir / "gates.csv")
+    assert {"photo", "sketch"} <= set(gates["group"])
+
+    evaluate(runs[0], device="cpu", batch_size=64)
+    summary, markdown, _ = compare([tmp_path / "runs"], out=tmp_path)
+    assert "srm − se" in markdown and "sketch" in markdown
+    assert (tmp_path / "comparison.csv").is_file()
