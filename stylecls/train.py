@@ -61,7 +61,6 @@ SCHEDULES = ("cosine", "step", "constant")
 METRIC_COLUMNS = (
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "img_per_s", "seconds", "skipped",
 )  # fmt: skip
-DEFAULT_MIN_CROP = 0.08  # torchvision's RandomResizedCrop, as stylecls.data's train transform uses
 LOG_EVERY = 10  # steps between host syncs (progress text, non-finite loss check)
 PLAIN_LOG_SECONDS = 60.0  # without a terminal, a progress line at most this often within an epoch
 
@@ -559,9 +558,9 @@ class _Trainer:
             model = torch.compile(model)
         self.model = model
 
-        self.train_set = ImageDataset(data.part("train"), cfg.img_size, train=True, skip_bad=cfg.skip_bad)
-        if cfg.min_crop != DEFAULT_MIN_CROP:
-            self.train_set.transform = _train_transform(cfg.img_size, cfg.min_crop)
+        self.train_set = ImageDataset(
+            data.part("train"), cfg.img_size, train=True, skip_bad=cfg.skip_bad, min_crop=cfg.min_crop
+        )
         self.val_set = ImageDataset(data.part("val"), cfg.img_size, train=False, skip_bad=cfg.skip_bad)
         if len(self.val_set) == 0:
             raise StyleclsError(f"protocol {data.info.get('protocol')} leaves no validation images; model selection needs some")
@@ -809,13 +808,6 @@ class _Trainer:
                     + ("  [green]best[/]" if best else "")
                     + (f"  [yellow]{row['skipped']} unreadable images skipped[/]" if row["skipped"] else "")
                 )
-
-
-def _train_transform(img_size: int, min_crop: float) -> Any:
-    """The data package's augmentation (random resized crop + flip) with a gentler smallest crop."""
-    from torchvision.transforms import v2
-
-    return v2.Compose([v2.RandomResizedCrop(img_size, scale=(min_crop, 1.0), antialias=True), v2.RandomHorizontalFlip()])
 
 
 def _default_workers(device: torch.device) -> int:

@@ -102,3 +102,15 @@ def test_models_command_prints_the_table() -> None:
     assert result.exit_code == 0, result.output
     assert "cifar_resnet20" in result.output and "srm" in result.output
     assert "272,474" in result.output or "params" in result.output.lower()
+
+
+@pytest.mark.parametrize("block", ["srm", "se", "eca"])
+def test_autocast_bfloat16_channels_last_trains(block: str) -> None:
+    """The GPU recipe (AMP + channels_last), exercised with CPU autocast."""
+    model = build_model("cifar_resnet20", block, num_classes=5).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

@@ -67,14 +67,20 @@ class ImageDataset(Dataset):
     """
 
     def __init__(
-        self, frame: pd.DataFrame, img_size: int, train: bool, skip_bad: bool = False, use_cache: bool = True
+        self,
+        frame: pd.DataFrame,
+        img_size: int,
+        train: bool,
+        skip_bad: bool = False,
+        use_cache: bool = True,
+        min_crop: float = 0.08,
     ) -> None:
         self.paths: list[str] = frame["path"].astype(str).tolist()
         self.labels = frame["label"].to_numpy(dtype=np.int64)
         self.img_size = int(img_size)
         self.train = train
         self.skip_bad = skip_bad
-        self.transform = train_transform(img_size) if train else eval_transform(img_size)
+        self.transform = train_transform(img_size, min_crop) if train else eval_transform(img_size)
         self.seed, self.epoch = 0, 0
         found = cache.lookup(frame.attrs.get("info"), img_size, self.paths) if use_cache else None
         self.cache_file, self.cache_rows = found if found is not None else (None, None)

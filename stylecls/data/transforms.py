@@ -43,9 +43,13 @@ class RandomResizedCrop(v2.RandomResizedCrop):
         return super().transform(inpt, params)
 
 
-def train_transform(img_size: int) -> v2.Transform:
-    """The standard ImageNet training augmentation: random resized crop + horizontal flip."""
-    return v2.Compose([RandomResizedCrop(img_size, antialias=True), v2.RandomHorizontalFlip()])
+def train_transform(img_size: int, min_crop: float = 0.08) -> v2.Transform:
+    """The standard ImageNet training augmentation: random resized crop + horizontal flip.
+
+    ``min_crop`` is the smallest crop's fraction of the image area (torchvision's default 0.08);
+    small, low-resolution images want gentler crops.
+    """
+    return v2.Compose([RandomResizedCrop(img_size, scale=(min_crop, 1.0), antialias=True), v2.RandomHorizontalFlip()])
 
 
 def eval_transform(img_size: int) -> v2.Transform:
