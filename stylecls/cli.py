@@ -402,3 +402,6 @@ def main() -> None:
     except StyleclsError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise  # success returns normally, so main() can be called from Python too
