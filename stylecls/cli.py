@@ -6,6 +6,7 @@ A :class:`~stylecls.errors.StyleclsError` becomes one red line on stderr and exi
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +28,23 @@ app = typer.Typer(
 data_app = typer.Typer(help="List, check and prepare datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """Rich console; when piped or logged (no terminal, no $COLUMNS) 160 columns rather than rich's 80,
+    so paths and run names in tables are not cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=160 if wide else None)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 # --- models ---------------------------------------------------------------------------------
+
+
+def _say_timing(what: str) -> None:
+    err_console.print(f"timing {what} (plain and block side by side) ...", highlight=False)
 
 
 @app.command("models")
@@ -57,20 +70,19 @@ def models_command(
     if time:
         for col in ("train ms", "train ×", "infer ms", "infer ×"):
             table.add_column(col, justify="right")
-    with console.status("measuring") as status:
-        for a in arch:
-            rows = measure_overhead(
-                a, ["none", *[b for b in blocks if b != "none"]], img_size, batch_size, num_classes,
-                time_steps=time, repeats=repeats, progress=lambda msg: status.update(f"measuring {msg}"),
-            )
-            plain = rows[0].params
-            for r in rows:
-                if r.block not in blocks:
-                    continue
-                cells = [a, r.block, f"{r.params:,}", f"{r.params - plain:+,}", f"{r.gflops:.3f}"]
-                if time:
-                    cells += [f"{r.train_ms:.1f}", f"{r.train_ratio:.3f}", f"{r.infer_ms:.1f}", f"{r.infer_ratio:.3f}"]
-                table.add_row(*cells)
+    for a in arch:
+        rows = measure_overhead(
+            a, ["none", *[b for b in blocks if b != "none"]], img_size, batch_size, num_classes,
+            time_steps=time, repeats=repeats, progress=_say_timing if time else None,
+        )
+        plain = rows[0].params
+        for r in rows:
+            if r.block not in blocks:
+                continue
+            cells = [a, r.block, f"{r.params:,}", f"{r.params - plain:+,}", f"{r.gflops:.3f}"]
+            if time:
+                cells += [f"{r.train_ms:.1f}", f"{r.train_ratio:.3f}", f"{r.infer_ms:.1f}", f"{r.infer_ratio:.3f}"]
+            table.add_row(*cells)
     console.print(table)
     if time:
         console.print(
@@ -304,7 +316,7 @@ def evaluate_cmd(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     m = result.metrics
-    where = m["part"] + (f", domain {m['test_domain']}" if m["test_domain"] else "")
+    where = m["part"] + (f", domain {m['domain_filter']}" if m["domain_filter"] else "")
     table = Table(title=f"{run} ({checkpoint} checkpoint, epoch {m['epoch']}, {where})")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -440,7 +440,8 @@ def evaluate(
         "checkpoint": checkpoint,
         "epoch": state.get("epoch"),
         "part": part,
-        "test_domain": test_domain,
+        "test_domain": cfg["data"].get("test_domain"),  # the run's held-out domain (leave-one-domain-out)
+        "domain_filter": test_domain,  # evaluate --test-domain: the one domain of the part reported here
         **classification_metrics(ev["label"].to_numpy(), ev_probs),
     }
     per_class = per_class_table(ev["label"].to_numpy(), ev["pred"].to_numpy(), classes)

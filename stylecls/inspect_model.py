@@ -230,7 +230,7 @@ def plot_gates(gates: pd.DataFrame, by: str, path: Path, title: str = "") -> Pat
             ax2.plot(x, dist.loc[g], marker="o", ms=3, label=g)
         ax1.set_ylabel("mean gate value")
         ax1.legend(fontsize=7, ncol=min(len(groups), 4))
-        ax2.set_ylabel(f"|{by} mean gate − overall|")
+        ax2.set_ylabel(f"mean over channels of\n|{by} mean gate − overall mean gate|")
         ax2.set_xticks(x, layers, rotation=60, ha="right", fontsize=8)
     else:  # many classes: a heatmap reads better than 47 lines
         fig = figure(max(6.0, 0.35 * len(layers) + 3), max(4.0, 0.18 * len(groups) + 2))
@@ -238,7 +238,7 @@ def plot_gates(gates: pd.DataFrame, by: str, path: Path, title: str = "") -> Pat
         im = ax.imshow(dist.to_numpy(), aspect="auto", cmap="viridis")
         ax.set_yticks(range(len(groups)), groups, fontsize=float(np.clip(300 / len(groups), 5, 9)))
         ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=8)
-        fig.colorbar(im, ax=ax, label=f"|{by} mean gate − overall|")
+        fig.colorbar(im, ax=ax, label=f"mean over channels of |{by} mean gate − overall|")
     fig.suptitle(title or f"gate values by {by}", fontsize=10)
     fig.savefig(path)
     return path

@@ -88,6 +88,8 @@ class RunFolder:
     def __init__(self, path: str | Path, must_exist: bool = True) -> None:
         self.path = Path(path)
         if must_exist:
+            if self.path.is_file():
+                raise StyleclsError(f"{self.path} is a file; pass the run folder that holds it ({self.path.parent})")
             if not self.path.is_dir():
                 raise StyleclsError(f"{self.path} is not a run folder: it does not exist")
             if not (self.path / CONFIG).is_file():

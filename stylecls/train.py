@@ -64,7 +64,7 @@ METRIC_COLUMNS = (
 LOG_EVERY = 10  # steps between host syncs (progress text, non-finite loss check)
 PLAIN_LOG_SECONDS = 60.0  # without a terminal, a progress line at most this often within an epoch
 
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 
 
 class NonFiniteLoss(StyleclsError):
@@ -152,14 +152,17 @@ def resolve(config: TrainConfig) -> TrainConfig:
     for name in ("img_size", "epochs", "batch_size"):
         if getattr(cfg, name) < 1:
             raise StyleclsError(f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.label_smoothing < 1 or cfg.warmup_epochs < 0:
-        raise StyleclsError(
-            f"invalid optimisation settings: lr={cfg.lr} (> 0), weight decay={cfg.weight_decay} (>= 0), "
-            f"label smoothing={cfg.label_smoothing} (in [0, 1)), warmup epochs={cfg.warmup_epochs} (>= 0)"
-        )
+    rules = [
+        ("lr", cfg.lr, cfg.lr > 0, "> 0"),
+        ("weight-decay", cfg.weight_decay, cfg.weight_decay >= 0, ">= 0"),
+        ("label-smoothing", cfg.label_smoothing, 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
+        ("warmup-epochs", cfg.warmup_epochs, cfg.warmup_epochs >= 0, ">= 0"),
+    ]
+    if bad := [f"--{name} {value} (must be {rule})" for name, value, ok, rule in rules if not ok]:
+        raise StyleclsError("invalid optimisation settings: " + "; ".join(bad))
     if not 0 < cfg.min_crop <= 1:
         raise StyleclsError(f"min-crop is an area fraction in (0, 1], got {cfg.min_crop}")
-    if cfg.warmup_epochs >= cfg.epochs and cfg.epochs > 1:
+    if cfg.warmup_epochs >= cfg.epochs:  # the warmup must leave at least one epoch to decay in
         cfg = replace(cfg, warmup_epochs=cfg.epochs - 1)
     return cfg
 

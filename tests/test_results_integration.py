@@ -36,6 +36,7 @@ def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Pa
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     assert metrics["count"] == 350  # the whole held-out sketch domain of the subset
     assert metrics["held_out_domains"] == ["sketch"]
+    assert metrics["test_domain"] == "sketch" and metrics["domain_filter"] is None
     per_domain = pd.read_csv(result.out_dir / "per_domain.csv")
     val_acc = (per_domain.query("part == 'val'")["accuracy"] * per_domain.query("part == 'val'")["count"]).sum() / per_domain.query("part == 'val'")["count"].sum()
     assert metrics["domain_gap"] == pytest.approx(val_acc - metrics["held_out_acc"])

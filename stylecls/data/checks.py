@@ -107,9 +107,10 @@ def check(
     frame = catalog(name, root, **options)
     info = frame.attrs["info"]
     expected = info["expected"] or {}
-    parts = ("train", "val", "test")
+    # only the splits the catalogue has: multi-domain sets get their test part from the protocol
+    parts = [p for p in ("train", "val", "test") if (frame["split"] == p).any()] or ["train", "val", "test"]
     by_split = pd.crosstab(frame["domain"], frame["split"]).reindex(
-        index=info["domains"], columns=list(parts), fill_value=0
+        index=info["domains"], columns=parts, fill_value=0
     )
     rows = [
         [d, info["found"]["domains"].get(d, 0), expected.get("domains", {}).get(d, "-"), *map(int, by_split.loc[d])]
