@@ -54,6 +54,8 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunFolder]:
             if not found:
                 raise StyleclsError(f"{p} holds no run folders (no {CONFIG} below it)")
             runs.extend(RunFolder(f) for f in found)
+        elif p.exists():
+            raise StyleclsError(f"{p} is neither a run folder nor a folder of runs")
         else:
             raise StyleclsError(f"{p} does not exist")
     if not runs:
