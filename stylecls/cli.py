@@ -86,8 +86,8 @@ def models_command(
     console.print(table)
     if time:
         console.print(
-            f"batch {batch_size}, median of {repeats} side-by-side repeats; × = time / plain backbone's time "
-            "(the 'none' row is plain against itself: the noise floor)."
+            f"batch {batch_size}, median of {repeats} side-by-side repeats; × = time / plain backbone's time"
+            + (" (the 'none' row is plain against itself: the noise floor)." if "none" in blocks else ".")
         )
 
 # --- data -----------------------------------------------------------------------------------
