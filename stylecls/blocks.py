@@ -16,7 +16,6 @@ from abc import abstractmethod
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylecls.errors import StyleclsError, unknown_name

@@ -39,7 +39,7 @@ from torch import nn
 
 from stylecls.errors import StyleclsError, unknown_name
 from stylecls.recipes import recipe_for
-from stylecls.runfolder import METRICS, RunFolder, save_checkpoint, write_json
+from stylecls.runfolder import RunFolder, save_checkpoint, write_json
 
 __all__ = [
     "OPTIMIZERS",

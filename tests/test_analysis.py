@@ -151,7 +151,7 @@ def test_gate_statistics_match_hooked_gates(runs: dict[str, Path]) -> None:
     from stylecls.runfolder import RunFolder
 
     model, _ = load_model(RunFolder(runs["se"]))
-    n, c = 10, None
+    n = 10
     x = torch.randn(n, 3, 16, 16)
     labels = np.arange(n) % len(CLASSES)
     domains = np.array([DOMAINS[i % 2] for i in range(n)])

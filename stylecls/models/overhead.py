@@ -116,9 +116,9 @@ def measure_overhead(
         row = BlockCost(arch, block, count_parameters(model), round(count_gflops(model, img_size), 4))
         if time_steps:
             train, infer = _train_step(model, x, y), _infer_step(model, x)
-            tb, to, row.train_ratio = _side_by_side(plain_train, train, repeats, warmup)
+            _, to, row.train_ratio = _side_by_side(plain_train, train, repeats, warmup)
             row.train_ms = to * 1e3
-            ib, io, row.infer_ratio = _side_by_side(plain_infer, infer, repeats, warmup)
+            _, io, row.infer_ratio = _side_by_side(plain_infer, infer, repeats, warmup)
             row.infer_ms = io * 1e3
         rows.append(row)
     return rows
