@@ -1,0 +1,52 @@
+"""The typer app, its consoles and the options several commands share (one place for each)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="stylecls",
+    help="Classify images where style matters; compare SRM, SE and plain backbones.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="List, check and prepare datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+def _console(stderr: bool = False) -> Console:
+    """Rich console; when piped or logged (no terminal, no $COLUMNS) 160 columns rather than rich's 80,
+    so paths and run names in tables are not cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=160 if wide else None)
+
+
+console = _console()
+err_console = _console(stderr=True)
+
+DataRootOpt = typer.Option(None, "--data-root", help="Data root (default: $STYLECLS_DATA or ./datasets).")
+CheckpointOpt = typer.Option("best", "--checkpoint", help="Which checkpoint: best or last.")
+EvalDataRootOpt = typer.Option(None, "--data-root", help="Where the run's images are now (default: its config's data root).")
+DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+BatchOpt = typer.Option(128, "--batch-size", min=1, help="Images per forward pass.")
+WorkersOpt = typer.Option(2, "--workers", min=0, help="Data-loading worker processes.")
+
+
+def pct(x: object) -> str:
+    """A fraction as a percentage with two decimals; empty for None."""
+    return "" if x is None else f"{100 * float(x):.2f}%"
+
+
+def data_options(split: Optional[int], task: Optional[str], seed: Optional[int], splits_dir: Optional[Path]) -> dict:
+    """Only the options the user set, so each dataset can refuse the ones it does not have."""
+    given = {"split": split, "task": task, "seed": seed, "splits_dir": splits_dir}
+    return {k: v for k, v in given.items() if v is not None}
+
+

@@ -1,0 +1,79 @@
+"""`stylecls data ...`: list, check and prepare datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from stylecls.cli.app import DataRootOpt, console, data_app, data_options
+from stylecls.errors import StyleclsError
+
+
+@data_app.command("list")
+def data_list(data_root: Optional[Path] = DataRootOpt) -> None:
+    """Show every dataset, where it is looked for, whether it is there and its counts."""
+    from rich.table import Table
+
+    from stylecls.data import list_datasets
+
+    table = Table(title="stylecls datasets", title_justify="left")
+    for col in ("dataset", "where", "status", "images", "expected", "classes", "domains"):
+        table.add_column(col, justify="right" if col in ("images", "expected", "domains") else "left")
+    rows = list_datasets(data_root)
+    colour = {"complete": "green", "incomplete": "yellow", "missing": "red"}
+    for r in rows:
+        status = f"[{colour[r['status']]}]{r['status']}[/]" if r["status"] in colour else r["status"]
+        table.add_row(r["dataset"], r["where"], status,
+                      *(f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]) for k in ("images", "expected", "classes", "domains")))
+    console.print(table)
+    for r in rows:
+        if r["status"] == "missing":
+            console.print(f"{r['dataset']}: get it from {r['source']} (see datasets/README.md)", highlight=False)
+
+
+@data_app.command("check")
+def data_check(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="demo, dtd, pacs, office_home, wikiart or folder."),
+    data_root: Optional[Path] = DataRootOpt,
+    deep: bool = typer.Option(False, "--deep", help="Decode every image and list the ones that fail."),
+    split: Optional[int] = typer.Option(None, "--split", help="DTD official split 1..10."),
+    task: Optional[str] = typer.Option(None, "--task", help="WikiArt task: style, genre or artist."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of seeded splits."),
+    splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="PACS k-fold lists folder."),
+    workers: int = typer.Option(2, "--workers", help="Decoding processes for --deep."),
+) -> None:
+    """Compare a copy with a complete one; exit 0 only if it is complete (and, with --deep, readable)."""
+    from stylecls.data import check
+
+    report = check(dataset, data_root, deep=deep, workers=workers, **data_options(split, task, seed, splits_dir))
+    report.render(console)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="demo, dtd, pacs, office_home, wikiart or folder."),
+    size: int = typer.Option(..., "--size", "-s", help="Training image size (the cache stores size/0.875 px)."),
+    data_root: Optional[Path] = DataRootOpt,
+    split: Optional[int] = typer.Option(None, "--split", help="DTD official split 1..10."),
+    task: Optional[str] = typer.Option(None, "--task", help="WikiArt task: style, genre or artist."),
+    splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="PACS k-fold lists folder."),
+    workers: int = typer.Option(2, "--workers", help="Decoding processes."),
+    force: bool = typer.Option(False, "--force", help="Rewrite the cache even if it is up to date."),
+) -> None:
+    """Decode and resize a dataset once into the cache; training then reads it automatically."""
+    from stylecls.data import prepare
+
+    if size < 8:
+        raise StyleclsError(f"--size must be at least 8 px, not {size}")
+    done = prepare(dataset, data_root, size, workers=workers, force=force,
+                   **data_options(split, task, None, splits_dir))
+    state = "already up to date" if done.up_to_date else f"written in {done.seconds:.1f} s"
+    console.print(f"{dataset}: {done.images:,} images at {done.stored_size} px in {done.folder} ({state})",
+                  highlight=False)
+    if done.bad:
+        console.print(f"[yellow]{len(done.bad)} files could not be decoded and are not cached:[/]")
+        for line in done.bad:
+            console.print(f"  {line}", highlight=False)
