@@ -23,21 +23,16 @@ import numpy as np
 import pandas as pd
 
 from stylecls.errors import StyleclsError, unknown_name
-from stylecls.runfolder import CONFIG, RunFolder
+from stylecls.runfolder import CONFIG, RunFolder, RunRecord
 
 __all__ = ["BY", "METRICS", "check_settings", "collect_runs", "compare", "find_runs", "summarize", "to_markdown"]
 
 #: What may differ between runs that are averaged together.
-VARYING = ("seed", "data.split", "data.test_domain", "data.options.split", "data.options.seed")
-#: Settings that change how fast a run went, not what it learned.
-EXECUTION = {
-    "train.workers", "train.device", "train.world_size", "train.compile", "train.channels_last",
-    "train.amp", "train.amp_dtype", "train.sync_bn", "train.skip_bad", "train.progress",
-}
-#: What a run found or measured rather than was told (the rest of config.json is metadata too).
-METADATA = {"data.root", "data.info", "data.counts", "data.domains", "data.complete", "train.parameters"}
-#: ``--by``: the config keys that make a column (they may differ across columns, not within one).
-BY = {"block": ("model.block", "model.block_options"), "arch": ("model.arch",)}
+VARYING = ("spec.seed", "spec.split", "spec.test_domain")
+#: Spec values that change what a run records, not what it learns.
+RECORDING = {"spec.eval_test_every"}
+#: ``--by``: the settings that make a column (they may differ across columns, not within one).
+BY = {"block": ("spec.block", "spec.block_options"), "arch": ("spec.arch",)}
 METRICS = ("top1", "top5", "balanced_accuracy", "macro_f1")
 GROUP = ("dataset", "protocol", "arch", "block")
 DIFFERENCES = (("srm", "se"), ("srm", "none"))
@@ -63,17 +58,12 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunFolder]:
     return runs
 
 
-def _settings(cfg: dict[str, Any]) -> dict[str, str]:
-    """The model/data/train sections as flat ``section.key`` -> JSON text, without run metadata
-    (name, time, versions, counts) and execution details (workers, device, AMP ...)."""
-    flat: dict[str, str] = {}
-    for section in ("model", "data", "train"):
-        for key, value in (cfg.get(section) or {}).items():
-            if section == "data" and key == "options" and isinstance(value, dict):  # DTD's split lives here
-                flat.update({f"data.options.{o}": json.dumps(v, sort_keys=True) for o, v in value.items()})
-            else:
-                flat[f"{section}.{key}"] = json.dumps(value, sort_keys=True)
-    skip = METADATA | EXECUTION | set(VARYING)
+def _settings(record: RunRecord) -> dict[str, str]:
+    """What determines the run's result, flat: every spec value (``spec.<name>``) and the pixel
+    pipeline its images went through (``data.pixels``), as JSON text."""
+    flat = {f"spec.{k}": json.dumps(v, sort_keys=True) for k, v in record.spec.to_dict().items()}
+    flat["data.pixels"] = json.dumps(record.data.pixels, sort_keys=True)
+    skip = RECORDING | set(VARYING)
     return {k: v for k, v in flat.items() if k not in skip}
 
 
@@ -86,22 +76,27 @@ def collect_runs(runs: Sequence[RunFolder]) -> pd.DataFrame:
         if not metrics_path.is_file():
             missing.append(str(run.path))
             continue
-        cfg = run.config()
-        metrics = json.loads(metrics_path.read_text())
-        data, model = cfg["data"], cfg["model"]
+        record = run.record()
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except (OSError, ValueError) as e:
+            raise StyleclsError(f"cannot read {metrics_path} ({e}); run `stylecls evaluate {run.path}` again") from None
+        if not isinstance(metrics, dict):
+            raise StyleclsError(f"{metrics_path} is not a metrics file; run `stylecls evaluate {run.path}` again")
+        spec = record.spec
         rows.append(
             {
                 "run": str(run.path),
-                "dataset": data["dataset"],
-                "protocol": data.get("protocol") or "",
-                "arch": model["arch"],
-                "block": model.get("block", "none"),
-                "seed": cfg.get("seed"),
-                "split": data.get("split", (data.get("options") or {}).get("split")),
-                "test_domain": data.get("test_domain"),
+                "dataset": spec.dataset,
+                "protocol": record.data.protocol or spec.protocol,
+                "arch": spec.arch,
+                "block": spec.block,
+                "seed": spec.seed,
+                "split": spec.split,
+                "test_domain": spec.test_domain,
                 **{m: metrics.get(m, np.nan) for m in METRICS},
                 "domain_gap": metrics.get("domain_gap", np.nan),
-                "settings": _settings(cfg),
+                "settings": _settings(record),
             }
         )
     if missing:

@@ -29,7 +29,8 @@ from torch import nn
 
 from stylecls.blocks import Recalibration, StyleRecalibration
 from stylecls.errors import StyleclsError
-from stylecls.evaluate import load_model, predict, resolve_device, run_rows
+from stylecls.device import select_device
+from stylecls.evaluate import predict, run_rows
 from stylecls.plotting import figure
 from stylecls.runfolder import RunFolder
 
@@ -257,25 +258,25 @@ def inspect_run(
 ) -> InspectResult:
     """Write ``RUN/inspect/``: style weights (SRM) and gate statistics by class and by domain."""
     run = run if isinstance(run, RunFolder) else RunFolder(run)
-    cfg = run.config()
-    dev = resolve_device(device)
-    model, _ = load_model(run, checkpoint, dev)
-    block = cfg["model"].get("block", "none")
+    spec = run.spec()
+    dev = select_device(device)
+    model, _ = run.build_model(checkpoint, dev)
+    block = spec.block
     if not gated_blocks(model):
         raise StyleclsError(f"{run.path} uses block {block!r}, which has no gates or style weights to inspect")
     rows = run_rows(run, data_root)
     rows = rows[rows["part"] != "train"]
-    classes = list(cfg["data"]["classes"])
+    classes = run.classes
     out = run.inspect_dir
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
-    name = f"{cfg['model']['arch']} + {block} on {cfg['data']['dataset']}"
+    name = f"{spec.arch} + {block} on {spec.dataset}"
 
     weights = style_weights(model)
     if weights is not None:
         weights.to_csv(out / "style_weights.csv", index=False)
         files += [out / "style_weights.csv", plot_style_weights(weights, out / "style_weights.png", f"{name}: SRM style weights")]
-    gates = gate_statistics(model, rows, classes, int(cfg["data"]["img_size"]), dev, batch_size, workers)
+    gates = gate_statistics(model, rows, classes, int(spec.img_size or 0), dev, batch_size, workers)
     gates.to_csv(out / "gates.csv", index=False)
     files.append(out / "gates.csv")
     for by in ("domain", "class"):

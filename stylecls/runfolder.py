@@ -2,36 +2,52 @@
 
 Layout (``runs/<name>/``)::
 
-    config.json    every setting, versions, seed, data summary, class names  (written by train)
-    split.csv      the exact catalogue rows used: path (relative to the data root), label,
-                   class_name, domain, part (train/val/test)                   (written by train)
-    metrics.csv    one row per epoch                                           (written by train)
+    config.json    schema_version, the resolved RunSpec, runtime, versions, data summary  (written once)
+    status.json    running / interrupted / failed / done, epoch, best (rewritten atomically; ``done`` last)
+    split.csv      the exact catalogue rows: path (relative to the data root), label, class_name, domain,
+                   split, part (train/val/test)
+    metrics.csv    one row per epoch
     last.pt        latest checkpoint (model, optimizer, scheduler, scaler, epoch, RNG states)
     best.pt        checkpoint with the best validation accuracy
-    eval/          written by ``stylecls evaluate``
-    inspect/       written by ``stylecls inspect``
+    eval/          written by ``stylecls evaluate``;  inspect/  by ``stylecls inspect``
 
-Checkpoints are plain dicts of tensors and Python scalars so they load with
-``torch.load(..., weights_only=True)``; they are written to a temporary file and renamed, so a
-crash mid-write keeps the previous checkpoint.
+Everything that reads a run goes through :class:`RunFolder`'s typed methods. Checkpoints are plain
+dicts of tensors and Python scalars, written to a temporary file and renamed (a crash mid-write keeps
+the previous one) and read with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
 
+import csv
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from stylecls.errors import StyleclsError
+from stylecls.spec import SCHEMA_VERSION, RunSpec
 
 CONFIG = "config.json"
+STATUS = "status.json"
 SPLIT = "split.csv"
 METRICS = "metrics.csv"
+LOCK = ".lock"
 CHECKPOINTS = ("best", "last")
+#: a run's status, from its folder alone
+DONE, INCOMPLETE, NOT_STARTED = "done", "incomplete", "not started"
+METRIC_COLUMNS = (
+    "epoch", "train_loss", "train_acc", "train_objective", "val_loss", "val_acc", "test_loss", "test_acc",
+    "lr", "img_per_s", "seconds", "skipped",
+)  # fmt: skip
 
 
 def _umask() -> int:
@@ -82,11 +98,117 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(Path(path), lambda f: f.write(text.encode()))
 
 
+def now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What the run's data was: where, which classes and domains, how many images, how decoded."""
+
+    dataset: str
+    root: str
+    classes: list[str]
+    protocol: str = ""  # as resolved: single, lodo or multi-domain
+    domains: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    complete: bool = True
+    pixels: dict[str, Any] = field(default_factory=dict)  # the decode/pre-resize pipeline (stylecls.data)
+    pixel_source: str = ""  # "cache <key>" or "on the fly"
+    info: dict[str, Any] = field(default_factory=dict)  # the catalogue's report: found vs expected, warnings
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """config.json, typed: what the run is (spec) and how it was executed (runtime)."""
+
+    name: str
+    spec: RunSpec
+    data: DataSummary
+    runtime: dict[str, Any] = field(default_factory=dict)  # requested and resolved (device, amp, workers ...)
+    versions: dict[str, str] = field(default_factory=dict)
+    parameters: int = 0
+    created: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "name": self.name,
+            "created": self.created,
+            "spec": self.spec.to_dict(),
+            "data": self.data.__dict__,
+            "runtime": self.runtime,
+            "versions": self.versions,
+            "parameters": self.parameters,
+        }
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> RunRecord:
+        version = config.get("schema_version", 1)
+        if version == 1:
+            return _from_schema_1(config)
+        if version != SCHEMA_VERSION:
+            raise StyleclsError(
+                f"run written with schema {version}; this stylecls reads schemas 1 and {SCHEMA_VERSION} (upgrade it)"
+            )
+        known = set(DataSummary.__dataclass_fields__)
+        return cls(
+            name=config["name"],
+            spec=RunSpec.from_dict(config["spec"]),
+            data=DataSummary(**{k: v for k, v in config["data"].items() if k in known}),
+            runtime=config.get("runtime", {}),
+            versions=config.get("versions", {}),
+            parameters=int(config.get("parameters", 0)),
+            created=config.get("created", ""),
+        )
+
+
+def _from_schema_1(config: dict[str, Any]) -> RunRecord:
+    """Run folders of stylecls 0.1 (model/data/train sections, ``settings``): read, never rewritten."""
+    model, data, train = config.get("model", {}), config.get("data", {}), config.get("train", {})
+    settings = dict(config.get("settings") or {})
+    values = {
+        "dataset": data.get("dataset", settings.get("dataset", "folder")),
+        "data_options": {k: v for k, v in (data.get("options") or {}).items() if k not in ("seed", "split")},
+        "protocol": data.get("protocol") or settings.get("protocol", "auto"),
+        "test_domain": data.get("test_domain"),
+        "split": data.get("split"),
+        "arch": model.get("arch"),
+        "block": model.get("block", "none"),
+        "block_options": model.get("block_options") or {},
+        "pretrained": model.get("pretrained"),
+        "img_size": data.get("img_size"),
+        "pre_resize": "unrecorded (schema 1)",
+        "seed": config.get("seed", settings.get("seed", 0)),
+    }
+    for key in ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "norm_bias_decay", "schedule",
+                "warmup_epochs", "label_smoothing", "min_crop", "skip_bad", "limit_train", "limit_val"):
+        if key in train or key in settings:
+            values[key] = train.get(key, settings.get(key))
+    try:
+        spec = RunSpec(**values)
+    except TypeError as e:
+        raise StyleclsError(f"cannot read this schema-1 run's settings: {e}") from None
+    summary = DataSummary(
+        dataset=spec.dataset, root=str(data.get("root", ".")), classes=list(data.get("classes", [])),
+        protocol=str(data.get("protocol") or ""),
+        domains=list(data.get("domains", [])), counts=dict(data.get("counts", {})),
+        complete=bool(data.get("complete", True)), info=dict(data.get("info") or {}),
+    )  # fmt: skip
+    return RunRecord(
+        name=config.get("name", ""), spec=spec, data=summary, versions=config.get("versions", {}),
+        runtime={k: train[k] for k in ("device", "amp", "workers", "world_size") if k in train},
+        created=config.get("created", ""), schema_version=1,
+    )  # fmt: skip
+
+
 class RunFolder:
-    """Paths and readers for one run folder; raises :class:`StyleclsError` if it is not a run."""
+    """Typed reads and writes of one run folder; raises :class:`StyleclsError` if it is not a run."""
 
     def __init__(self, path: str | Path, must_exist: bool = True) -> None:
         self.path = Path(path)
+        self._record: RunRecord | None = None
         if must_exist:
             if self.path.is_file():
                 raise StyleclsError(f"{self.path} is a file; pass the run folder that holds it ({self.path.parent})")
@@ -96,6 +218,8 @@ class RunFolder:
                 raise StyleclsError(
                     f"{self.path} is not a run folder: it has no {CONFIG} (made by `stylecls train`)"
                 )
+
+    # -- paths ---------------------------------------------------------------------------------
 
     @property
     def config_path(self) -> Path:
@@ -122,14 +246,160 @@ class RunFolder:
             raise StyleclsError(f"unknown checkpoint {which!r}; choose one of: {', '.join(CHECKPOINTS)}")
         return self.path / f"{which}.pt"
 
+    # -- the record ----------------------------------------------------------------------------
+
     def config(self) -> dict[str, Any]:
+        """config.json as written (prefer :meth:`record` / :meth:`spec`)."""
         try:
             return json.loads(self.config_path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise StyleclsError(f"cannot read {self.config_path}: {e}") from None
 
+    def record(self) -> RunRecord:
+        if self._record is None:
+            try:
+                self._record = RunRecord.from_dict(self.config())
+            except (KeyError, TypeError, ValueError) as e:
+                raise StyleclsError(f"{self.config_path} is not a stylecls run record ({type(e).__name__}: {e})") from None
+        return self._record
+
+    def write_record(self, record: RunRecord) -> None:
+        write_json(self.config_path, record.to_dict())
+        self._record = record
+
+    def spec(self) -> RunSpec:
+        return self.record().spec
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.record().data.classes)
+
+    # -- status --------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """status.json: ``state`` (running / interrupted / failed / done), epoch, best, ...; {} if absent."""
+        path = self.path / STATUS
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                return {}
+        if self.config_path.is_file() and self.config().get("schema_version", 1) == 1:
+            old = self.config()
+            return {"state": "done" if old.get("status") == "finished" else old.get("status", ""), **old}
+        return {}
+
+    def set_state(self, state: str, **details: Any) -> None:
+        """Rewrite status.json atomically; ``done`` is the last thing a finished run writes."""
+        write_json(self.path / STATUS, {**self.state(), "state": state, "updated": now(), **details})
+
+    def status(self) -> str:
+        """``done``, ``incomplete`` or ``not started``, from the folder alone."""
+        if not self.config_path.is_file():
+            return NOT_STARTED
+        return DONE if self.state().get("state") == DONE else INCOMPLETE
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for this process's life (an exclusive, non-blocking flock on ``.lock``).
+
+        A second trainer of the same folder (two commands, two sweep launchers) gets a clear error
+        instead of interleaving its metrics with the first's. The OS drops the lock when the holder dies.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                raise StyleclsError(f"{self.path} is being trained by another process (pid {holder})") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    def is_locked(self) -> bool:
+        """True while some process trains this run."""
+        if not (self.path / LOCK).is_file():
+            return False
+        fd = os.open(self.path / LOCK, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    # -- rows, metrics, model ------------------------------------------------------------------
+
+    def write_rows(self, frame: pd.DataFrame, root: Path) -> None:
+        """split.csv: paths relative to the data root exactly as the catalogue found them (a symlinked
+        image stays under the root, so a moved root with ``--data-root`` still finds it)."""
+        rows = frame[["path", "label", "class_name", "domain", "split", "part"]].copy()
+        base = os.path.abspath(root)
+
+        def relative(p: str) -> str:
+            q = os.path.abspath(p)
+            return Path(os.path.relpath(q, base)).as_posix() if q.startswith(base + os.sep) else q
+
+        rows["path"] = rows["path"].map(relative)
+        atomic_write_bytes(self.split_path, lambda f: f.write(rows.to_csv(index=False).encode()))
+
+    def rows(self, data_root: str | Path | None = None) -> pd.DataFrame:
+        """split.csv with absolute image paths under ``data_root`` (default: the run's data root)."""
+        if not self.split_path.is_file():
+            raise StyleclsError(f"{self.path} has no {SPLIT}: cannot tell which images it was trained on")
+        frame = pd.read_csv(self.split_path, dtype={"path": str, "class_name": str, "domain": str})
+        needed = {"path", "label", "class_name", "domain", "part"}
+        if missing := needed - set(frame.columns):
+            raise StyleclsError(f"{self.split_path} lacks the columns {sorted(missing)}")
+        root = Path(data_root if data_root is not None else self.record().data.root).expanduser()
+        frame["path"] = [p if Path(p).is_absolute() else str(root / p) for p in frame["path"]]
+        frame["domain"] = frame["domain"].fillna("").astype(str)
+        return frame
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """One epoch's row; the columns are :data:`METRIC_COLUMNS` (absent values left empty)."""
+        new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def metrics(self) -> pd.DataFrame:
+        """metrics.csv (empty frame before the first epoch)."""
+        if not self.metrics_path.is_file():
+            return pd.DataFrame(columns=list(METRIC_COLUMNS))
+        return pd.read_csv(self.metrics_path)
+
+    def trim_metrics(self, epochs: int) -> None:
+        """Drop rows after ``epochs`` (written before a crash that beat the checkpoint)."""
+        frame = self.metrics()
+        kept = frame[frame["epoch"] <= epochs]
+        if len(kept) != len(frame):
+            atomic_write_bytes(self.metrics_path, lambda f: f.write(kept.to_csv(index=False).encode()))
+
     def load_checkpoint(self, which: str = "best", map_location: str | torch.device = "cpu") -> dict[str, Any]:
         return load_checkpoint(self.checkpoint_path(which), map_location)
+
+    def build_model(self, checkpoint: str = "best", device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+        """The run's model with ``checkpoint`` loaded, in eval mode, and the checkpoint's state."""
+        from stylecls.models import build_model
+
+        spec = self.spec()
+        state = self.load_checkpoint(checkpoint, map_location="cpu")
+        model = build_model(str(spec.arch), spec.block, len(self.classes), **dict(spec.block_options))
+        try:
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as e:
+            raise StyleclsError(
+                f"{self.checkpoint_path(checkpoint)} does not match the model in {self.config_path}: {e}"
+            ) from None
+        return model.to(device).eval(), state
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"

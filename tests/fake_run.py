@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from stylecls.models import build_model
-from stylecls.runfolder import save_checkpoint, write_json
+from stylecls.runfolder import DataSummary, RunRecord, save_checkpoint, write_json
+from stylecls.spec import RunSpec
 
 CLASSES = ["dots", "stripes", "waves"]
 DOMAINS = ["photo", "sketch"]
@@ -59,24 +60,19 @@ def make_run(
             if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 m.running_var.uniform_(0.5, 2.0)
     run.mkdir(parents=True, exist_ok=True)
-    config = {
-        "name": run.name,
-        "created": "2025-01-01T00:00:00",
-        "status": "finished",
-        "versions": {"stylecls": "0.1.0", "torch": torch.__version__, "torchvision": "", "python": ""},
-        "seed": seed,
-        "model": {"arch": "cifar_resnet20", "block": block, "num_classes": len(CLASSES), "block_options": {},
-                  "pretrained": None},
-        "data": {"dataset": "folder", "root": str(data_root), "options": {}, "protocol": "lodo",
-                 "test_domain": "sketch", "split": None, "img_size": img_size, "classes": CLASSES,
-                 "domains": DOMAINS, "info": {}, "counts": split["part"].value_counts().to_dict()},
-        "train": {"epochs": 1, "batch_size": 4, "lr": 0.1, "weight_decay": 5e-4, "optimizer": "sgd",
-                  "schedule": "cosine", "warmup_epochs": 0, "label_smoothing": 0.0, "amp": False,
-                  "compile": False, "channels_last": False, "workers": 0, "device": "cpu", "world_size": 1,
-                  "skip_bad": False},
-        "best": {"epoch": 1, "val_acc": 0.5},
-    }
+    spec = RunSpec(
+        dataset="folder", protocol="lodo", test_domain="sketch", arch="cifar_resnet20", block=block, img_size=img_size,
+        epochs=1, batch_size=4, optimizer="sgd", lr=0.1, weight_decay=5e-4, schedule="cosine", warmup_epochs=0,
+        label_smoothing=0.0, min_crop=0.08, seed=seed,
+    )  # fmt: skip
+    data = DataSummary(
+        dataset="folder", root=str(data_root), classes=CLASSES, protocol="lodo", domains=DOMAINS,
+        counts=split["part"].value_counts().to_dict(), pixels={"pre_resize": spec.pre_resize},
+    )  # fmt: skip
+    config = RunRecord(name=run.name, spec=spec, data=data, runtime={"device": "cpu", "world_size": 1},
+                       versions={"stylecls": "0.1.0", "torch": torch.__version__}, created="2025-01-01T00:00:00").to_dict()
     write_json(run / "config.json", config)
+    write_json(run / "status.json", {"state": "done", "epoch": 1, "best_epoch": 1, "best_val_acc": 0.5})
     split.to_csv(run / "split.csv", index=False)
     pd.DataFrame([{"epoch": 1, "train_loss": 1.1, "train_acc": 0.3, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1,
                    "img_per_s": 10.0, "seconds": 1.0, "skipped": 0}]).to_csv(run / "metrics.csv", index=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import statistics
 import sys
 from pathlib import Path
@@ -14,6 +13,8 @@ import torch
 
 from stylecls.compare import compare, summarize, collect_runs, find_runs
 from stylecls.errors import StyleclsError
+from stylecls.runfolder import DataSummary, RunFolder, RunRecord
+from stylecls.spec import RunSpec
 from stylecls.inspect_model import GateStats, gated_blocks, inspect_run, style_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -21,35 +22,49 @@ from fake_run import CLASSES, DOMAINS, make_run, write_result  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("cache_env")
 
-BASE = {
-    "name": "x", "created": "2025-01-01", "status": "finished", "versions": {}, "seed": 0,
-    "model": {"arch": "resnet18", "block": "none", "num_classes": 47, "block_options": {}, "pretrained": None},
-    "data": {"dataset": "dtd", "root": "/data", "options": {"split": 1}, "protocol": "single", "test_domain": None,
-             "split": 1, "img_size": 224, "classes": [], "domains": [], "info": {}, "counts": {}},
-    "train": {"epochs": 30, "batch_size": 64, "lr": 0.01, "weight_decay": 1e-4, "workers": 8, "device": "cuda"},
-}
+BASE = dict(dataset="dtd", split=1, protocol="single", arch="resnet18", block="none", img_size=224, epochs=30,
+            batch_size=64, lr=0.01, weight_decay=1e-4, seed=0)
 
 
-def _run(root: Path, name: str, top1: float, **changes: object) -> Path:
-    cfg = copy.deepcopy(BASE)
-    for key, value in changes.items():
-        section, _, sub = key.partition("__")
-        if sub:
-            cfg[section][sub] = value
-        else:
-            cfg[section] = value
+def _run(root: Path, name: str, top1: float, runtime: dict | None = None, **changes: object) -> Path:
+    """A run folder holding only what compare reads: its record and eval/metrics.json."""
+    spec = RunSpec(**{**BASE, **changes}).resolved()
+    data = DataSummary(spec.dataset, "/data", classes=[], protocol="lodo" if spec.test_domain else "single")
+    record = RunRecord(name=name, spec=spec, data=data, runtime=runtime or {})
     metrics = {"top1": top1, "top5": min(1.0, top1 + 0.2), "balanced_accuracy": top1, "macro_f1": top1 - 0.01}
-    if cfg["data"]["test_domain"]:
+    if spec.test_domain:
         metrics["domain_gap"] = 0.9 - top1
-    return write_result(root / name, cfg, metrics)
+    return write_result(root / name, record.to_dict(), metrics)
+
+
+def _schema_1_run(root: Path, name: str, top1: float, block: str, seed: int) -> Path:
+    """A run folder as stylecls 0.1 wrote it (model/data/train sections)."""
+    config = {
+        "name": name, "created": "2025-01-01", "status": "finished", "versions": {}, "seed": seed,
+        "model": {"arch": "resnet18", "block": block, "num_classes": 47, "block_options": {}, "pretrained": None},
+        "data": {"dataset": "dtd", "root": "/data", "options": {"split": 1}, "protocol": "single",
+                 "test_domain": None, "split": 1, "img_size": 224, "classes": [], "domains": [], "info": {},
+                 "counts": {}},
+        "train": {"epochs": 30, "batch_size": 64, "lr": 0.01, "weight_decay": 1e-4, "workers": 8, "device": "cuda"},
+    }  # fmt: skip
+    return write_result(root / name, config, {"top1": top1, "top5": top1, "balanced_accuracy": top1, "macro_f1": top1})
+
+
+def test_schema_1_runs_still_compare(tmp_path: Path) -> None:
+    for i, (block, v) in enumerate([("none", 0.6), ("none", 0.62), ("srm", 0.7), ("srm", 0.66)]):
+        _schema_1_run(tmp_path, f"{block}{i}", v, block, seed=i)
+    summary, _, _ = compare([tmp_path])
+    top1 = summary[summary["measure"] == "top1"].set_index("block")
+    assert top1.loc["srm", "mean"] == pytest.approx(0.68) and top1.loc["none", "n"] == 2
+    assert RunFolder(tmp_path / "srm2").status() == "done" and RunFolder(tmp_path / "srm2").spec().block == "srm"
 
 
 def test_single_domain_means_stds_and_differences(tmp_path: Path) -> None:
     acc = {"none": [0.60, 0.62, 0.65], "se": [0.63, 0.64], "srm": [0.66, 0.70, 0.71]}
     for block, values in acc.items():
         for i, v in enumerate(values):  # DTD splits 1..3, and different machines (workers, device)
-            _run(tmp_path, f"{block}{i}", v, model__block=block, data__split=i + 1, data__options={"split": i + 1},
-                 train__workers=i, seed=i)
+            _run(tmp_path, f"{block}{i}", v, block=block, split=i + 1, seed=i,
+                 runtime={"workers": i, "device": "cuda" if i else "cpu"})
     summary, markdown, out = compare([tmp_path], out=tmp_path / "cmp")
     top1 = summary[summary["measure"] == "top1"].set_index("block")
     for block, values in acc.items():
@@ -69,8 +84,8 @@ def test_leave_one_domain_out_has_a_column_per_domain_and_their_average(tmp_path
            ("se", "photo"): [0.9, 0.9]}
     for (block, domain), values in acc.items():
         for seed, v in enumerate(values):
-            _run(tmp_path, f"{block}-{domain}-{seed}", v, model__block=block, seed=seed, data__test_domain=domain,
-                 data__dataset="pacs", data__protocol="lodo")
+            _run(tmp_path, f"{block}-{domain}-{seed}", v, block=block, seed=seed, test_domain=domain,
+                 dataset="pacs", protocol="lodo", split=None)
     summary = summarize(collect_runs(find_runs([tmp_path])))
     rows = summary.set_index(["block", "measure"])
     assert rows.loc[("srm", "top1@sketch"), "mean"] == pytest.approx(0.55)
@@ -83,12 +98,16 @@ def test_leave_one_domain_out_has_a_column_per_domain_and_their_average(tmp_path
 
 def test_refuses_to_average_runs_with_different_settings(tmp_path: Path) -> None:
     _run(tmp_path, "a", 0.6, seed=0)
-    _run(tmp_path, "b", 0.7, seed=1, train__lr=0.1)
-    with pytest.raises(StyleclsError, match=r"train\.lr differs"):
+    _run(tmp_path, "b", 0.7, seed=1, lr=0.1)
+    with pytest.raises(StyleclsError, match=r"spec\.lr differs"):
         compare([tmp_path])
     # the same difference across blocks would make SRM − none unfair, so it is refused too
-    _run(tmp_path, "b", 0.7, seed=1, model__block="srm", train__lr=0.1)
-    with pytest.raises(StyleclsError, match=r"train\.lr"):
+    _run(tmp_path, "b", 0.7, seed=1, block="srm", lr=0.1)
+    with pytest.raises(StyleclsError, match=r"spec\.lr"):
+        compare([tmp_path])
+    # runs whose pixels were made differently are never averaged or differenced either
+    _run(tmp_path, "b", 0.7, seed=1, block="srm", pre_resize="original")
+    with pytest.raises(StyleclsError, match=r"spec\.pre_resize differs"):
         compare([tmp_path])
 
 
@@ -109,7 +128,7 @@ def test_cli_compare_writes_and_prints(tmp_path: Path, monkeypatch: pytest.Monke
     from stylecls import cli
 
     _run(tmp_path, "a", 0.6, seed=0)
-    _run(tmp_path, "b", 0.7, seed=1, model__block="srm")
+    _run(tmp_path, "b", 0.7, seed=1, block="srm")
     monkeypatch.setattr(sys, "argv", ["stylecls", "compare", str(tmp_path), "--format", "csv"])
     cli.main()
     printed = capsys.readouterr().out

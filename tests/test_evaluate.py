@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from stylecls.errors import StyleclsError
+from stylecls.runfolder import RunFolder
 from stylecls.evaluate import (
     classification_metrics,
     confusion_table,
@@ -160,7 +161,7 @@ def test_evaluate_val_part_and_data_root_override(evaluated: Path, tmp_path: Pat
     moved = tmp_path / "moved"
     run = tmp_path / "run"
     shutil.copytree(evaluated, run)
-    shutil.copytree(Path(json.loads((run / "config.json").read_text())["data"]["root"]), moved)
+    shutil.copytree(Path(RunFolder(run).record().data.root), moved)
     config = json.loads((run / "config.json").read_text())
     config["data"]["root"] = str(tmp_path / "gone")
     (run / "config.json").write_text(json.dumps(config))
@@ -191,3 +192,43 @@ def test_cli_evaluate_prints_the_headline(evaluated: Path, monkeypatch: pytest.M
     cli.main()
     out = capsys.readouterr().out
     assert "top1" in out and "domain gap" in out
+
+
+def test_schema_1_run_folders_still_evaluate(evaluated: Path, tmp_path: Path) -> None:
+    """A run written by stylecls 0.1 (model/data/train sections, no status.json) evaluates as before."""
+    run = tmp_path / "old"
+    shutil.copytree(evaluated, run)
+    record = RunFolder(run).record()
+    old = {
+        "name": "old", "status": "finished", "seed": 0,
+        "model": {"arch": record.spec.arch, "block": record.spec.block, "num_classes": 3, "block_options": {}},
+        "data": {"dataset": "folder", "root": record.data.root, "protocol": "lodo", "test_domain": "sketch",
+                 "img_size": record.spec.img_size, "classes": record.data.classes, "domains": record.data.domains},
+        "train": {"epochs": 1, "batch_size": 4},
+    }  # fmt: skip
+    (run / "config.json").write_text(json.dumps(old))
+    (run / "status.json").unlink()
+    folder = RunFolder(run)
+    assert folder.record().schema_version == 1 and folder.status() == "done"
+    result = evaluate(run, device="cpu", workers=0)
+    assert result.metrics["count"] == 12 and result.metrics["test_domain"] == "sketch"
+
+
+def test_a_skip_bad_run_evaluates_skipping_and_counting_unreadable_images(evaluated: Path, tmp_path: Path) -> None:
+    """The run's skip policy holds in evaluation: a corrupt and a deleted test image are skipped and counted."""
+    run, data = tmp_path / "run", tmp_path / "data"
+    shutil.copytree(evaluated, run)
+    shutil.copytree(Path(RunFolder(run).record().data.root), data)
+    config = json.loads((run / "config.json").read_text())
+    config["spec"]["skip_bad"] = True
+    config["data"]["root"] = str(data)
+    (run / "config.json").write_text(json.dumps(config))
+    (data / "sketch" / "dots" / "00.png").write_bytes(b"not a png")
+    (data / "sketch" / "waves" / "01.png").unlink()
+    result = evaluate(run, device="cpu", workers=0)
+    assert result.metrics["skipped"] == 2 and result.metrics["count"] == 10
+    assert any(p.endswith("sketch/waves/01.png") for p in result.metrics["skipped_paths"])
+    config["spec"]["skip_bad"] = False
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(StyleclsError, match="missing"):
+        evaluate(run, device="cpu", workers=0)

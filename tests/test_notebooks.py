@@ -16,14 +16,16 @@ def runs_folder(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> P
     """One tiny SRM demo run (1 epoch, 32 px, a few training images), evaluated and inspected."""
     from stylecls.evaluate import evaluate
     from stylecls.inspect_model import inspect_run
-    from stylecls.train import TrainConfig, train
+    from stylecls.spec import RunSpec, RuntimeOptions
+    from stylecls.train import train
 
     out = tmp_path_factory.mktemp("nb-runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STYLECLS_CACHE", str(demo_cache))
         run = train(
-            TrainConfig(dataset="demo", block="srm", arch="cifar_resnet20", epochs=1, img_size=32, batch_size=16,
-                        limit_train=32, limit_val=16, workers=0, device="cpu", out=str(out), progress=False)
+            RunSpec(dataset="demo", block="srm", arch="cifar_resnet20", epochs=1, img_size=32, batch_size=16,
+                    limit_train=32, limit_val=16),
+            RuntimeOptions(workers=0, device="cpu", out=str(out), progress=False),
         )
         evaluate(run, device="cpu", workers=0, batch_size=256)
         inspect_run(run, device="cpu", workers=0, batch_size=256)

@@ -11,7 +11,8 @@ import pytest
 from stylecls.compare import compare
 from stylecls.evaluate import evaluate
 from stylecls.inspect_model import inspect_run
-from stylecls.train import TrainConfig, train
+from stylecls.spec import RunSpec, RuntimeOptions
+from stylecls.train import train
 
 pytestmark = [
     pytest.mark.integration,
@@ -22,12 +23,13 @@ pytestmark = [
 def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Path, tmp_path: Path) -> None:
     runs = []
     for block in ("se", "srm"):
-        config = TrainConfig(
-            dataset="pacs", data_root=str(shared_data), test_domain="sketch", block=block, arch="cifar_resnet20",
-            img_size=32, epochs=1, batch_size=32, limit_train=64, limit_val=48, warmup_epochs=0, workers=0,
-            progress=False, out=str(tmp_path / "runs"), name=f"pacs-{block}",
+        spec = RunSpec(
+            dataset="pacs", test_domain="sketch", block=block, arch="cifar_resnet20",
+            img_size=32, epochs=1, batch_size=32, limit_train=64, limit_val=48, warmup_epochs=0,
         )  # fmt: skip
-        runs.append(train(config))
+        runtime = RuntimeOptions(data_root=str(shared_data), workers=0, progress=False, out=str(tmp_path / "runs"),
+                                 name=f"pacs-{block}")
+        runs.append(train(spec, runtime))
 
     result = evaluate(runs[1], device="cpu", batch_size=64)
     files = {p.name for p in result.out_dir.iterdir()}

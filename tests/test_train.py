@@ -5,7 +5,6 @@ Every run here is tiny (16 px, a few batches of the demo set) so the file takes 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,22 +19,13 @@ from stylecls.blocks import no_weight_decay_names
 from stylecls.errors import StyleclsError
 from stylecls.models import build_model
 from stylecls.runfolder import RunFolder, load_checkpoint, save_checkpoint
-from stylecls.train import (
-    NonFiniteLoss,
-    TrainConfig,
-    _rng_state,
-    _set_rng_state,
-    _Trainer,
-    build_optimizer,
-    build_scheduler,
-    param_groups,
-    resolve,
-    resume,
-    train,
-    train_all,
-)
+from stylecls.spec import RunSpec, RuntimeOptions
+from stylecls.train import NonFiniteLoss, build_optimizer, build_scheduler, param_groups, resume, train, train_all
+from stylecls.train import loop as train_loop
+from stylecls.train.runtime import rng_state, set_rng_state
 
 TINY = dict(img_size=16, batch_size=32, limit_train=96, limit_val=48, warmup_epochs=0, workers=0, progress=False)
+RUNTIME_FIELDS = set(RuntimeOptions.__dataclass_fields__)
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +38,11 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def tiny(tmp_path: Path, **changes: object) -> TrainConfig:
-    return TrainConfig(**{**TINY, "epochs": 2, "out": str(tmp_path / "runs"), **changes})
+def tiny(tmp_path: Path, **changes: object) -> tuple[RunSpec, RuntimeOptions]:
+    """A tiny demo run: the spec and runtime fields of ``changes`` go where they belong."""
+    values = {**TINY, "epochs": 2, "out": str(tmp_path / "runs"), **changes}
+    runtime = {k: v for k, v in values.items() if k in RUNTIME_FIELDS}
+    return RunSpec(**{k: v for k, v in values.items() if k not in RUNTIME_FIELDS}), RuntimeOptions(**runtime)
 
 
 # --- optimisation ---------------------------------------------------------------------------------
@@ -75,7 +68,7 @@ def test_srm_parameters_never_decay_and_bn_bias_by_option() -> None:
 
 
 def test_schedule_warms_up_then_cosine_and_resumes_from_its_state(tmp_path: Path) -> None:
-    cfg = resolve(TrainConfig(epochs=4, warmup_epochs=1, lr=0.1))
+    cfg = RunSpec(epochs=4, warmup_epochs=1, lr=0.1).resolved()
     model = torch.nn.Linear(2, 2)
     opt = build_optimizer(model, cfg)
     sched = build_scheduler(opt, cfg, steps_per_epoch=5)
@@ -115,50 +108,52 @@ def test_rng_state_survives_a_weights_only_checkpoint(tmp_path: Path) -> None:
     import numpy as np
 
     torch.manual_seed(3)
-    save_checkpoint({"rng": _rng_state()}, tmp_path / "rng.pt")
+    save_checkpoint({"rng": rng_state()}, tmp_path / "rng.pt")
     expected = (torch.rand(3), np.random.rand(3), random.random())
-    _set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
 
 
 def test_recipe_fills_only_what_is_unset() -> None:
-    cfg = resolve(TrainConfig(dataset="demo", epochs=3))
+    cfg = RunSpec(dataset="demo", epochs=3).resolved()
     assert (cfg.arch, cfg.epochs, cfg.optimizer, cfg.schedule) == ("cifar_resnet20", 3, "sgd", "cosine")
-    adamw = resolve(TrainConfig(dataset="dtd", optimizer="adamw"))
+    adamw = RunSpec(dataset="dtd", optimizer="adamw").resolved()
     assert adamw.arch == "resnet50" and adamw.lr == pytest.approx(1e-3)
     with pytest.raises(StyleclsError, match="unknown schedule"):
-        resolve(TrainConfig(schedule="linear"))
+        RunSpec(schedule="linear").resolved()
 
 
 # --- runs on the demo set -------------------------------------------------------------------------
 
 
 def test_train_leaves_a_complete_run_folder(demo_env: Path, tmp_path: Path) -> None:
-    run = train(tiny(tmp_path, block="srm", name="srm"))
+    run = train(*tiny(tmp_path, block="srm", name="srm"))
     assert run == tmp_path / "runs" / "srm"
     folder = RunFolder(run)
-    config = folder.config()
-    assert config["status"] == "finished"
-    assert config["model"] == {
-        "arch": "cifar_resnet20", "block": "srm", "num_classes": 10, "block_options": {}, "pretrained": None,
-    }  # fmt: skip
-    assert config["data"]["protocol"] == "multi-domain" and config["data"]["counts"] == {"train": 96, "val": 48, "test": 480}
-    assert config["train"]["epochs"] == 2 and config["settings"]["arch"] == "cifar_resnet20"
-    assert set(config["versions"]) == {"stylecls", "torch", "torchvision", "python"}
-    assert 1 <= config["best"]["epoch"] <= 2 and 0 <= config["best"]["val_acc"] <= 1
+    record = folder.record()
+    assert folder.status() == "done" and record.schema_version == 2
+    assert (record.spec.arch, record.spec.block, record.spec.pretrained) == ("cifar_resnet20", "srm", None)
+    assert record.spec == RunSpec.from_dict(folder.config()["spec"]) and record.spec.epochs == 2
+    assert record.data.protocol == "multi-domain" and record.data.counts == {"train": 96, "val": 48, "test": 480}
+    assert len(record.data.classes) == 10 and record.runtime["device"] == "cpu"
+    assert set(record.versions) == {"stylecls", "torch", "torchvision", "python"}
+    state = folder.state()
+    assert 1 <= state["best_epoch"] <= 2 and 0 <= state["best_val_acc"] <= 1
 
-    metrics = pd.read_csv(folder.metrics_path)
+    metrics = folder.metrics()
     assert list(metrics.columns) == [
-        "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "img_per_s", "seconds", "skipped",
+        "epoch", "train_loss", "train_acc", "train_objective", "val_loss", "val_acc", "test_loss", "test_acc",
+        "lr", "img_per_s", "seconds", "skipped",
     ]  # fmt: skip
     assert metrics["epoch"].tolist() == [1, 2] and metrics["val_acc"].between(0, 1).all()
-    assert metrics["val_acc"].max() == pytest.approx(config["best"]["val_acc"], abs=1e-5)
+    assert metrics["val_acc"].max() == pytest.approx(state["best_val_acc"], abs=1e-5)
+    assert metrics["test_acc"].isna().all()  # --eval-test-every is off by default
 
     split = pd.read_csv(folder.split_path)
     assert split["part"].value_counts().to_dict() == {"test": 480, "train": 96, "val": 48}
     assert not split["path"].str.startswith("/").any()  # relative to the data root
-    assert (Path(config["data"]["root"]) / split["path"].iloc[0]).is_file()
+    assert (Path(record.data.root) / split["path"].iloc[0]).is_file()
 
     for which in ("best", "last"):
         state = folder.load_checkpoint(which)  # weights_only=True
@@ -170,47 +165,47 @@ def test_train_leaves_a_complete_run_folder(demo_env: Path, tmp_path: Path) -> N
 def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
     demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    straight = train(tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", limit_train=64, name="straight"))
+    straight = train(*tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", limit_train=64, name="straight"))
 
-    original = _Trainer.train_epoch
+    original = train_loop.train_epoch
 
-    def interrupt_in_epoch_3(self: _Trainer, epoch: int) -> dict[str, float]:
+    def interrupt_in_epoch_3(t, epoch, *args):
         if epoch == 3:
             raise KeyboardInterrupt
-        return original(self, epoch)
+        return original(t, epoch, *args)
 
-    monkeypatch.setattr(_Trainer, "train_epoch", interrupt_in_epoch_3)
+    monkeypatch.setattr(train_loop, "train_epoch", interrupt_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", limit_train=64, name="stopped"))
+        train(*tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", limit_train=64, name="stopped"))
     stopped = tmp_path / "runs" / "stopped"
-    assert RunFolder(stopped).config()["status"] == "interrupted"
+    assert RunFolder(stopped).state()["state"] == "interrupted" and RunFolder(stopped).status() == "incomplete"
     assert f"stylecls train --resume {stopped}" in capsys.readouterr().out
     assert RunFolder(stopped).load_checkpoint("last")["epoch"] == 2
 
-    monkeypatch.setattr(_Trainer, "train_epoch", original)
+    monkeypatch.setattr(train_loop, "train_epoch", original)
     assert resume(stopped) == stopped
     a, b = pd.read_csv(straight / "metrics.csv"), pd.read_csv(stopped / "metrics.csv")
     columns = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
     pd.testing.assert_frame_equal(a[columns], b[columns])
     wa, wb = RunFolder(straight).load_checkpoint("last")["model"], RunFolder(stopped).load_checkpoint("last")["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert RunFolder(stopped).config()["status"] == "finished"
+    assert RunFolder(stopped).status() == "done"
 
 
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(demo_env: Path, tmp_path: Path) -> None:
     with pytest.raises(NonFiniteLoss, match="loss became"):
-        train(tiny(tmp_path, lr=1e30, name="nan"))
+        train(*tiny(tmp_path, lr=1e30, name="nan"))
     folder = RunFolder(tmp_path / "runs" / "nan")
-    assert folder.config()["status"] == "failed"
+    assert folder.state()["state"] == "failed" and folder.status() == "incomplete"
     state = folder.load_checkpoint("last")
     assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
 def test_lodo_without_test_domain_trains_one_run_per_domain(demo_env: Path, tmp_path: Path) -> None:
-    runs = train_all(tiny(tmp_path, protocol="lodo", epochs=1, limit_train=32, limit_val=32, name="lodo"))
+    runs = train_all(*tiny(tmp_path, protocol="lodo", epochs=1, limit_train=32, limit_val=32, name="lodo"))
     assert [r.name for r in runs] == ["lodo-photo", "lodo-poster", "lodo-sketch", "lodo-watercolor"]
-    config = RunFolder(runs[2]).config()
-    assert config["data"]["protocol"] == "lodo" and config["data"]["test_domain"] == "sketch"
+    record = RunFolder(runs[2]).record()
+    assert record.data.protocol == "lodo" and record.spec.test_domain == "sketch"
     split = pd.read_csv(runs[2] / "split.csv")
     assert set(split.loc[split["part"] == "test", "domain"]) == {"sketch"}
     assert "sketch" not in set(split.loc[split["part"] != "test", "domain"])
@@ -242,7 +237,7 @@ def test_bad_input_is_one_clear_error_before_anything_is_written(demo_env: Path,
         cases.append((dict(device="cuda"), "sees no CUDA GPU"))
     for changes, message in cases:
         with pytest.raises(StyleclsError, match=message):
-            train(tiny(tmp_path, **changes))
+            train(*tiny(tmp_path, **changes))
     with pytest.raises(StyleclsError, match="is not a run folder"):
         resume(tmp_path)
     assert not (tmp_path / "runs").exists()  # nothing half-made
@@ -278,13 +273,18 @@ def test_torchrun_two_processes_on_gloo(demo_env: Path, tmp_path: Path) -> None:
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == str(run) and proc.stdout.count(f"\n{run}\n") + (proc.stdout.endswith(f"{run}\n")) >= 1
     assert sum(line == str(run) for line in lines) == 1  # only rank 0 reports
-    config = RunFolder(run).config()
-    assert config["train"]["world_size"] == 2 and config["status"] == "finished"
-    metrics = pd.read_csv(run / "metrics.csv")
+    folder = RunFolder(run)
+    assert folder.record().runtime["world_size"] == 2 and folder.status() == "done"
+    metrics = folder.metrics()
     assert metrics["epoch"].tolist() == [1, 2]
-    # validation is sharded without padding and reduced: accuracies are multiples of 1/40
-    assert all(abs(v * 40 - round(v * 40)) < 1e-3 for v in metrics["val_acc"])
-    assert json.loads((run / "config.json").read_text())["data"]["counts"]["val"] == 40
+    assert folder.record().data.counts["val"] == 40
+    # validation is sharded without padding and reduced exactly: the last epoch's accuracy is the
+    # single-process accuracy of last.pt on the same 40 validation images
+    from stylecls.evaluate import evaluate
+
+    result = evaluate(run, "last", split="val", device="cpu", batch_size=16)
+    assert result.metrics["count"] == 40
+    assert metrics["val_acc"].iloc[-1] == pytest.approx(result.metrics["top1"], abs=1e-6)
 
 
 @pytest.mark.integration
@@ -292,9 +292,10 @@ def test_incomplete_copy_is_announced_and_recorded(
     shared_data: Path, cache_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = train(
-        tiny(tmp_path, dataset="pacs", data_root=str(shared_data), test_domain="sketch", epochs=1, limit_train=32, limit_val=32)
+        *tiny(tmp_path, dataset="pacs", data_root=str(shared_data), test_domain="sketch", epochs=1, limit_train=32,
+              limit_val=32)
     )
-    data = RunFolder(run).config()["data"]
-    assert data["complete"] is False and data["info"]["found"]["images"] == 1400
-    assert data["info"]["expected"]["images"] == 9991
+    data = RunFolder(run).record().data
+    assert data.complete is False and data.info["found"]["images"] == 1400
+    assert data.info["expected"]["images"] == 9991
     assert "incomplete copy of pacs: found 1,400 of 9,991 images" in capsys.readouterr().out

@@ -11,15 +11,21 @@ import typer
 
 from stylecls.cli.app import app, console
 from stylecls.errors import StyleclsError
+from stylecls.spec import DEFAULT_PRE_RESIZE
 
 
 @contextmanager
-def _interrupt_exits_130() -> Iterator[None]:
-    """Ctrl-C during training: the loop has saved and printed the resume command; exit 128 + SIGINT."""
+def interrupt_exit_codes() -> Iterator[None]:
+    """Ctrl-C, SIGTERM or SIGUSR1 during training: the loop has kept last.pt and printed the resume
+    command; exit 128 + the signal's number (130, 143, 138) as shells and schedulers expect."""
+    from stylecls.train import Preempted
+
     try:
         yield
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Preempted as e:
+        raise typer.Exit(e.exit_code) from None
 
 
 def _block_options(pairs: list[str]) -> dict:
@@ -39,7 +45,7 @@ def _block_options(pairs: list[str]) -> dict:
 
 
 # with --resume, the run's own settings apply; only where it runs may change
-_RESUME_OPTIONS = {"resume", "device", "workers", "progress"}
+_RESUME_OPTIONS = {"resume", "device", "workers", "threads", "progress"}
 
 
 @app.command("train")
@@ -65,6 +71,13 @@ def train_cmd(
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Label smoothing (default: recipe)."),
     img_size: Optional[int] = typer.Option(None, "--img-size", min=8, help="Training image size (default: recipe)."),
     min_crop: Optional[float] = typer.Option(None, "--min-crop", help="Smallest random crop, as an area fraction (default: recipe)."),
+    pre_resize: str = typer.Option(
+        DEFAULT_PRE_RESIZE, "--pre-resize",
+        help="Decode-time resize before augmentation: a factor of --img-size for the shorter side, or original.",
+    ),
+    eval_test_every: int = typer.Option(
+        0, "--eval-test-every", min=0, help="Record held-out accuracy every N epochs (never used to select; 0: off)."
+    ),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="imagenet or a path to a state dict."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights, the order and the augmentation."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1 ..."),
@@ -73,6 +86,10 @@ def train_cmd(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across torchrun processes (CUDA)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Data-loading processes (default: by device)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: all)."),
+    tensorboard: Optional[bool] = typer.Option(
+        None, "--tensorboard/--no-tensorboard", help="Also log to RUN/tb/ (default: $STYLECLS_TENSORBOARD=1)."
+    ),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop undecodable images (counted) instead of stopping."),
     limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, help="Train on a seeded subset of N images."),
     limit_val: Optional[int] = typer.Option(None, "--limit-val", min=1, help="Validate on a seeded subset of N images."),
@@ -82,7 +99,8 @@ def train_cmd(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
 ) -> None:
     """Train a backbone with a block; leaves runs/<name>/ and prints its path last."""
-    from stylecls.train import TrainConfig, is_main_process, train_all
+    from stylecls.spec import RunSpec, RuntimeOptions
+    from stylecls.train import is_main_process, train_all
     from stylecls.train import resume as resume_run
 
     if resume is not None:
@@ -93,25 +111,29 @@ def train_cmd(
         if given:
             raise StyleclsError(
                 f"--resume continues a run with its own settings; drop {', '.join('--' + g.replace('_', '-') for g in given)}"
-                " (only --device, --workers and --progress may change)"
+                " (only --device, --workers, --threads and --progress may change)"
             )
-        with _interrupt_exits_130():
-            path = resume_run(resume, device=None if device == "auto" else device, workers=workers, progress=progress)
+        with interrupt_exit_codes():
+            path = resume_run(resume, device=None if device == "auto" else device, workers=workers,
+                              progress=progress, threads=threads)
         if is_main_process():
             console.print(str(path), highlight=False, soft_wrap=True)
         return
-    config = TrainConfig(
-        dataset=dataset, block=block, arch=arch, block_options=_block_options(block_option),
-        pretrained=pretrained, data_root=str(data_root) if data_root else None,
-        data_options={"task": task} if task else {}, protocol=protocol, test_domain=test_domain, split=split,
-        img_size=img_size, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        optimizer=optimizer, schedule=schedule, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
-        min_crop=min_crop, norm_bias_decay=norm_bias_decay, seed=seed, device=device, amp=amp, compile=compile,
-        channels_last=channels_last, sync_bn=sync_bn, workers=workers, skip_bad=skip_bad,
-        limit_train=limit_train, limit_val=limit_val, out=str(out), name=name, progress=progress,
+    spec = RunSpec(
+        dataset=dataset, data_options={"task": task} if task else {}, protocol=protocol, test_domain=test_domain,
+        split=split, arch=arch, block=block, block_options=_block_options(block_option), pretrained=pretrained,
+        img_size=img_size, pre_resize=pre_resize, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+        weight_decay=weight_decay, norm_bias_decay=norm_bias_decay, schedule=schedule, warmup_epochs=warmup_epochs,
+        label_smoothing=label_smoothing, min_crop=min_crop, seed=seed, skip_bad=skip_bad, limit_train=limit_train,
+        limit_val=limit_val, eval_test_every=eval_test_every,
     )  # fmt: skip
-    with _interrupt_exits_130():
-        paths = train_all(config)
+    runtime = RuntimeOptions(
+        device=device, workers=workers, threads=threads, amp=amp, channels_last=channels_last, compile=compile,
+        sync_bn=sync_bn, progress=progress, tensorboard=tensorboard,
+        data_root=str(data_root) if data_root else None, out=str(out), name=name,
+    )  # fmt: skip
+    with interrupt_exit_codes():
+        paths = train_all(spec, runtime)
     if not is_main_process():  # under torchrun, rank 0 reports
         return
     if len(paths) > 1:

@@ -1,0 +1,303 @@
+"""Starting, resuming and finishing runs: the run folder's life cycle and its status.
+
+``train`` starts a new run in a folder of its own; ``resume`` continues one from ``last.pt``;
+``run_spec`` is what sweeps call: skip a ``done`` run, resume an ``incomplete`` one, start the rest.
+A run folder is claimed atomically (``os.mkdir`` of its final name) and locked for the trainer's
+life, so two commands never write one folder. ``status.json`` says ``done`` last of all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from stylecls.errors import StyleclsError
+from stylecls.runfolder import DONE, DataSummary, RunFolder, RunRecord, now
+from stylecls.spec import RunSpec, RuntimeOptions
+from stylecls.train.data import RunData, load_data, recorded_data
+from stylecls.train.loop import Trainer, fit
+from stylecls.train.reporting import console, print_settings
+from stylecls.train.runtime import (
+    Dist,
+    Preempted,
+    StopFlag,
+    apply_threads,
+    broadcast,
+    dist_from_env,
+    process_group,
+    seed_everything,
+    select_device,
+    versions,
+)  # fmt: skip
+
+
+def check_name(name: str) -> str:
+    """A run name is one folder inside ``--out``: no separators, no ``..``."""
+    if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name:
+        raise StyleclsError(f"--name {name!r} must be a single folder name (no '/', not '.' or '..')")
+    return name
+
+
+def _out_dir(out: str) -> Path:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise StyleclsError(f"--out {out} is a file, not a folder of runs")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StyleclsError(f"cannot create --out {out}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StyleclsError(f"--out {out} is not writable")
+    return path
+
+
+def claim_folder(spec: RunSpec, runtime: RuntimeOptions) -> Path:
+    """Create this run's folder atomically: ``--name`` exactly, else the spec's name with the next free suffix."""
+    out = _out_dir(runtime.out)
+    if runtime.name:
+        path = out / check_name(runtime.name)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if (path / "config.json").exists():
+                raise StyleclsError(
+                    f"{path} already holds a run; resume it with --resume {path} or pick another --name"
+                ) from None
+            if not path.is_dir() or any(p.name != ".lock" for p in path.iterdir()):
+                raise StyleclsError(f"{path} exists and is not empty; pick another --name or --out") from None
+        return path
+    base, n = spec.run_name(), 1
+    while True:
+        path = out / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+
+
+def _summary(spec: RunSpec, data: RunData, trainer: Trainer) -> DataSummary:
+    info = data.info
+    pixels = getattr(trainer.train_set, "pixels", None)
+    return DataSummary(
+        dataset=spec.dataset, root=str(data.root), classes=data.classes, protocol=str(info.get("protocol", "")),
+        domains=list(info.get("domains", [])),
+        counts=data.counts, complete=bool(info.get("complete", True)),
+        pixels=pixels.to_dict() if hasattr(pixels, "to_dict") else {"pre_resize": spec.pre_resize},
+        pixel_source=str(getattr(trainer.train_set, "pixel_source", "")), info=info,
+    )  # fmt: skip
+
+
+def _pixels_line(trainer: Trainer) -> str:
+    describe = getattr(trainer.train_set, "describe", None)
+    return describe() if callable(describe) else f"pre-resize {trainer.spec.pre_resize}"
+
+
+def _start(spec: RunSpec, runtime: RuntimeOptions, folder: RunFolder, ddp: Dist) -> Path:
+    """A new run in an empty, claimed ``folder``."""
+    device = select_device(runtime.device, ddp)
+    threads = apply_threads(runtime.threads)
+    data = load_data(spec, runtime.data_root)
+    seed_everything(spec.seed)
+    trainer = Trainer(spec, runtime, data, folder, ddp, device)
+    if ddp.main:
+        record_runtime = trainer.runtime_record(runtime, threads)
+        print_settings(spec, data.info, data.counts, folder.path, record_runtime, _pixels_line(trainer))
+        if getattr(trainer.net, "load_report", None) is not None:
+            console.print(f"  weights  {trainer.net.load_report.summary()}")
+        folder.write_record(RunRecord(
+            name=folder.path.name, spec=spec, data=_summary(spec, data, trainer), runtime=record_runtime,
+            versions=versions(), parameters=trainer.parameters, created=now(),
+        ))  # fmt: skip
+        folder.write_rows(data.frame, data.root)
+        trainer.save("last")  # epoch 0: an interrupt in the first epoch still leaves a resumable run
+    return _run(trainer, runtime)
+
+
+def _resume(folder: RunFolder, runtime: RuntimeOptions, ddp: Dist) -> Path:
+    record = folder.record()
+    spec = record.spec
+    device = select_device(runtime.device, ddp)
+    threads = apply_threads(runtime.threads)
+    data = recorded_data(folder)
+    seed_everything(spec.seed)
+    trainer = Trainer(spec, runtime, data, folder, ddp, device)
+    state = folder.load_checkpoint("last")  # on the CPU: RNG states must stay CPU tensors
+    try:
+        trainer.load_state(state)
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise StyleclsError(f"{folder.checkpoint_path('last')} does not fit this run's model: {e}") from None
+    if trainer.epoch >= int(spec.epochs):  # type: ignore[arg-type]
+        if ddp.main:
+            if folder.status() != DONE:  # stopped between the last checkpoint and the done marker
+                folder.set_state(DONE, epoch=trainer.epoch, best_epoch=trainer.best_epoch,
+                                 best_val_acc=trainer.best_val_acc, finished=now())
+            console.print(f"{folder.path} already finished its {spec.epochs} epochs; nothing to resume")
+        return folder.path
+    if ddp.main:
+        folder.trim_metrics(trainer.epoch)
+        console.print(f"[bold]stylecls train[/] resuming {folder.path} after epoch {trainer.epoch} of {spec.epochs}"
+                      f" ({trainer.runtime_record(runtime, threads)['device']})")
+    return _run(trainer, runtime)
+
+
+def _loggers(trainer: Trainer, runtime: RuntimeOptions) -> list[Any]:
+    """TensorBoard when asked for (``--tensorboard`` or ``$STYLECLS_TENSORBOARD=1``); metrics.csv is the source of truth."""
+    if not trainer.ddp.main:
+        return []
+    try:
+        from stylecls.tensorboard import TensorBoardLogger, tensorboard_default
+    except ImportError:
+        return []
+    wanted = runtime.tensorboard if runtime.tensorboard is not None else tensorboard_default()
+    return [TensorBoardLogger(trainer.folder.path)] if wanted else []
+
+
+def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
+    """Fit, then record how the run ended: done, interrupted (resumable) or failed."""
+    folder, ddp = trainer.folder, trainer.ddp
+    started = time.perf_counter()
+    previous = folder.state().get("seconds", 0.0) if ddp.main else 0.0
+    show = ddp.main and (runtime.progress if runtime.progress is not None else console.is_terminal)
+    stop = StopFlag()
+    loggers = _loggers(trainer, runtime)
+    if ddp.main:
+        folder.set_state("running", epoch=trainer.epoch, pid=os.getpid())
+    try:
+        with stop.installed():
+            fit(trainer, stop, show, loggers)
+    except (KeyboardInterrupt, Preempted) as e:
+        if ddp.main:
+            why = "Ctrl-C" if isinstance(e, KeyboardInterrupt) else str(e)
+            folder.set_state("interrupted", reason=why, epoch=trainer.epoch)
+            done = f"epoch {trainer.epoch}" if trainer.epoch else "the initial weights"
+            console.print(f"[yellow]interrupted ({why}) in epoch {trainer.epoch + 1}[/]: last.pt holds {done} "
+                          "(the unfinished epoch is not kept)")
+            console.print(f"resume with: stylecls train --resume {folder.path}")
+        raise
+    except BaseException as e:
+        if ddp.main:
+            folder.set_state("failed", error=f"{type(e).__name__}: {e}", epoch=trainer.epoch)
+        raise
+    finally:
+        for logger in loggers:
+            logger.close()
+    if ddp.main:
+        seconds = round(previous + time.perf_counter() - started, 1)
+        folder.set_state(DONE, epoch=trainer.epoch, best_epoch=trainer.best_epoch, best_val_acc=trainer.best_val_acc,
+                         seconds=seconds, finished=now())  # the done marker: the last write of a run
+        console.print(f"done: best val acc {100 * trainer.best_val_acc:.1f}% at epoch {trainer.best_epoch}; "
+                      f"next: stylecls evaluate {folder.path}")
+    return folder.path
+
+
+def _locked(folder: RunFolder, ddp: Dist) -> Any:
+    return folder.lock() if ddp.main else nullcontext()
+
+
+def train(spec: RunSpec, runtime: RuntimeOptions | None = None) -> Path:
+    """Train one new run and return its folder (``<out>/<name>``).
+
+    Under torchrun every process calls this; rank 0 claims and writes the folder. ``protocol="lodo"``
+    needs a ``test_domain`` here; :func:`train_all` runs every held-out domain.
+    """
+    runtime = runtime or RuntimeOptions()
+    spec = spec.resolved()
+    if spec.protocol == "lodo" and spec.test_domain is None:
+        raise StyleclsError("the lodo protocol trains one run per test domain: give test_domain, or call train_all()")
+    ddp = dist_from_env()
+    with process_group(ddp, runtime.device):
+        path = claim_folder(spec, runtime) if ddp.main else None
+        folder = RunFolder(Path(broadcast(ddp, str(path) if path else None)), must_exist=False)
+        try:
+            with _locked(folder, ddp):
+                return _start(spec, runtime, folder, ddp)
+        except BaseException:
+            if ddp.main and not folder.config_path.exists():  # refused before anything was written
+                _remove_unused(folder.path)
+            raise
+
+
+def _remove_unused(path: Path) -> None:
+    """Remove a claimed folder that holds nothing but our lock file (bad input found after the claim)."""
+    (path / ".lock").unlink(missing_ok=True)
+    try:
+        path.rmdir()
+        path.parent.rmdir()  # an --out made for this run alone
+    except OSError:
+        pass
+
+
+def run_spec(spec: RunSpec, runtime: RuntimeOptions, run_dir: str | Path) -> Path:
+    """Bring the run of ``spec`` in ``run_dir`` to ``done``: skip it if done, resume it if incomplete,
+    start it if absent. A folder holding another spec is refused, never overwritten."""
+    spec = spec.resolved()
+    folder = RunFolder(run_dir, must_exist=False)
+    ddp = dist_from_env()
+    with process_group(ddp, runtime.device):
+        if ddp.main:
+            _out_dir(str(folder.path.parent))
+        with _locked(folder, ddp):
+            if folder.config_path.is_file():
+                if diff := folder.spec().differences(spec):
+                    shown = "; ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in list(diff.items())[:4])
+                    raise StyleclsError(f"{folder.path} holds a run of another spec ({shown}); "
+                                        "pick another --out or remove it")
+                if folder.status() == DONE:
+                    if ddp.main:
+                        console.print(f"{folder.path} is done; skipped")
+                    return folder.path
+                if folder.checkpoint_path("last").is_file():
+                    return _resume(folder, runtime, ddp)
+                if ddp.main:  # died before its first checkpoint: nothing to keep
+                    for name in ("config.json", "status.json", "split.csv", "metrics.csv"):
+                        (folder.path / name).unlink(missing_ok=True)
+            return _start(spec, runtime, folder, ddp)
+
+
+def train_all(spec: RunSpec, runtime: RuntimeOptions | None = None) -> list[Path]:
+    """Every run ``spec`` asks for: one per held-out domain for ``lodo`` without a test domain (named
+    ``<name>-<domain>``, or each spec's own name), else the one run. A lodo re-run skips the finished
+    domains and resumes the interrupted one."""
+    runtime = runtime or RuntimeOptions()
+    spec = spec.resolved()
+    if spec.protocol != "lodo" or spec.test_domain is not None:
+        return [train(spec, runtime)]
+    from stylecls.data import domains_of
+
+    domains = domains_of(spec.dataset, runtime.data_root)
+    if len(domains) < 2:
+        raise StyleclsError(f"{spec.dataset} has one domain; the lodo protocol needs several")
+    out = _out_dir(runtime.out)
+    paths = []
+    for domain in domains:
+        one = replace(spec, test_domain=domain)
+        name = f"{check_name(runtime.name)}-{domain}" if runtime.name else one.run_name()
+        paths.append(run_spec(one, replace(runtime, name=None), out / name))
+    return paths
+
+
+def resume(run_dir: str | Path, device: str | None = None, workers: int | None = None,
+           progress: bool | None = None, threads: int | None = None) -> Path:
+    """Continue a run from its ``last.pt`` with the spec it was started with; only where it runs may
+    change (``device``, ``workers``, ``threads``, ``progress``). A finished run is left as it is."""
+    folder = RunFolder(run_dir)
+    record = folder.record()
+    if record.schema_version == 1 and not (folder.path / "status.json").is_file():
+        raise StyleclsError(f"{folder.path} was written by stylecls 0.1 (schema 1); it evaluates and compares, "
+                            "but cannot be resumed by this version")
+    if not folder.checkpoint_path("last").is_file():
+        raise StyleclsError(f"{folder.path} has no last.pt to resume from")
+    runtime = RuntimeOptions.from_dict(record.runtime.get("requested", {}))
+    runtime = replace(
+        runtime, device=device or runtime.device, progress=progress,
+        workers=workers if workers is not None else runtime.workers,
+        threads=threads if threads is not None else runtime.threads, out=str(folder.path.parent), name=folder.path.name,
+    )  # fmt: skip
+    ddp = dist_from_env()
+    with process_group(ddp, runtime.device), _locked(folder, ddp):
+        return _resume(folder, runtime, ddp)
