@@ -56,7 +56,10 @@ def _out_dir(out: str) -> Path:
 
 
 def claim_folder(spec: RunSpec, runtime: RuntimeOptions) -> Path:
-    """Create this run's folder atomically: ``--name`` exactly, else the spec's name with the next free suffix."""
+    """Create this run's folder atomically: ``--name`` exactly, else the spec's name with the next free suffix.
+
+    An existing, empty ``--name`` folder is accepted (the run's lock then decides who trains in it).
+    """
     out = _out_dir(runtime.out)
     if runtime.name:
         path = out / check_name(runtime.name)
@@ -211,13 +214,14 @@ def train(spec: RunSpec, runtime: RuntimeOptions | None = None) -> Path:
         raise StyleclsError("the lodo protocol trains one run per test domain: give test_domain, or call train_all()")
     ddp = dist_from_env()
     with process_group(ddp, runtime.device):
+        existed = bool(runtime.name) and (Path(runtime.out) / runtime.name).is_dir()
         path = claim_folder(spec, runtime) if ddp.main else None
         folder = RunFolder(Path(broadcast(ddp, str(path) if path else None)), must_exist=False)
         try:
             with _locked(folder, ddp):
                 return _start(spec, runtime, folder, ddp)
         except BaseException:
-            if ddp.main and not folder.config_path.exists():  # refused before anything was written
+            if ddp.main and not existed and not folder.config_path.exists():  # refused before anything was written
                 _remove_unused(folder.path)
             raise
 
