@@ -299,3 +299,102 @@ def test_incomplete_copy_is_announced_and_recorded(
     assert data.complete is False and data.info["found"]["images"] == 1400
     assert data.info["expected"]["images"] == 9991
     assert "incomplete copy of pacs: found 1,400 of 9,991 images" in capsys.readouterr().out
+
+
+# --- paths the suite did not reach --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schedule", ["step", "constant"])
+def test_step_and_constant_schedules(schedule: str) -> None:
+    spec = RunSpec(epochs=4, warmup_epochs=0, lr=0.1, schedule=schedule).resolved()
+    model = torch.nn.Linear(2, 2)
+    opt = build_optimizer(model, spec)
+    sched = build_scheduler(opt, spec, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    if schedule == "constant":
+        assert lrs == pytest.approx([0.1] * 40)
+    else:  # x0.1 at 50% and 75% of training
+        assert lrs[:20] == pytest.approx([0.1] * 20)
+        assert lrs[20:30] == pytest.approx([0.01] * 10) and lrs[30:] == pytest.approx([0.001] * 10)
+
+
+def test_fp16_grad_scaler_skips_overflowing_steps_and_survives_a_checkpoint(tmp_path: Path) -> None:
+    """The fp16 path's GradScaler (CUDA only in training): an inf gradient skips the step and halves the
+    scale; the scaler's state goes through a weights_only checkpoint, as last.pt stores it."""
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, enabled=True)
+    before = model.weight.detach().clone()
+    loss = model(torch.full((2, 3), float("inf"))).sum()
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    assert torch.equal(model.weight, before) and scaler.get_scale() == 512.0  # step skipped, scale backed off
+    opt.zero_grad()
+    scaler.scale(model(torch.ones(2, 3)).sum()).backward()
+    scaler.step(opt)
+    scaler.update()
+    assert not torch.equal(model.weight, before)
+    save_checkpoint({"scaler": scaler.state_dict()}, tmp_path / "s.pt")
+    again = torch.amp.GradScaler("cpu", enabled=True)
+    again.load_state_dict(load_checkpoint(tmp_path / "s.pt")["scaler"])
+    assert again.get_scale() == scaler.get_scale()
+
+
+def test_sync_bn_converts_every_batchnorm() -> None:
+    """What --sync-bn does to the model under torchrun (on CUDA): every BatchNorm becomes SyncBatchNorm,
+    SRM's BatchNorm1d over channels included, with the weights kept."""
+    model = build_model("cifar_resnet20", "srm", num_classes=10)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    norms = [m for m in synced.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
+    assert all(torch.equal(state[k], v) for k, v in synced.state_dict().items())
+
+
+def test_resume_refuses_settings_other_than_where_it_runs(demo_env: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from stylecls import cli
+
+    (tmp_path / "run").mkdir()
+    monkeypatch.setattr(sys, "argv", ["stylecls", "train", "--resume", str(tmp_path / "run"), "--lr", "0.5",
+                                      "--block", "se", "--device", "cpu"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "drop --block, --lr" in err and "--device" not in err.split("drop")[1].split("(")[0]
+
+
+def test_torchrun_ranks_agree_on_skipping_a_batch(tmp_path: Path) -> None:
+    """--skip-bad under DDP: a rank whose batch keeps too few readable images for SRM's BatchNorm skips
+    the step, and so must every other rank, or the gradient all-reduce of the rest waits for ever."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / cls / f"{i:02d}.png")
+    for i in range(12):  # unreadable everywhere: some rank's batch of 2 keeps a single image
+        (root / "a" / f"{i:02d}.png").write_bytes(b"not an image") if i % 3 == 0 else None
+    args = [
+        "--dataset", "folder", "--data-root", str(root), "--img-size", "16", "--batch-size", "2", "--epochs", "1",
+        "--warmup-epochs", "0", "--block", "srm", "--skip-bad", "--workers", "0", "--out", str(tmp_path / "runs"),
+        "--name", "ddp",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "stylecls", "train", *args],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = RunFolder(tmp_path / "runs" / "ddp")
+    assert folder.status() == "done" and folder.metrics()["skipped"].iloc[0] > 0
