@@ -108,8 +108,9 @@ def convert_parquet(dataset: str, files: list[Path], staged: Path, result: Impor
         needed = [c for c in (schema.image, schema.label, schema.domain) if c]
         missing = [c for c in needed if c not in present]
         if missing:
-            raise StyleclsError(f"{path.name} has no column {', '.join(map(repr, missing))} (it has {', '.join(present)});"
-                                f" a {dataset} copy needs {', '.join(needed)} (column names: stylecls.data.sources.SCHEMAS)")
+            raise StyleclsError(
+                f"{path.name} has no column {', '.join(map(repr, missing))} (it has {', '.join(present)}); a "
+                f"{dataset} copy needs {', '.join(needed)} (column names: stylecls.data.sources.SCHEMAS)")
         names = class_names_from_metadata(pf.schema_arrow, schema.label) or list(schema.class_names)
         unknown = [n for n in names if n not in allowed]
         if unknown:
@@ -240,7 +241,8 @@ def convert_into(dataset: str, src: Path, staged: Path, result: Imported, progre
     elif src.is_dir():
         copy_folder_layout(dataset, src, staged, result, progress)
     else:
-        raise StyleclsError(f"{src}: expected a parquet file, a folder of parquet shards or images, or a zip/tar archive")
+        raise StyleclsError(f"{src}: expected a parquet file, a folder of parquet shards or images, "
+                            "or a zip/tar archive")
 
 
 def import_copy(dataset: str, src: str | Path, root: Path, *, progress: bool = True,

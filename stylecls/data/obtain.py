@@ -19,7 +19,7 @@ from typing import Any
 from stylecls.data.download import fetch, install_tree, safe_extract, staging
 from stylecls.data.importers import PROVENANCE, Imported, convert_parquet
 from stylecls.data.records import is_image
-from stylecls.data.sources import SPLIT_FILES, HttpArchive, HubParquet, Source, sources_for
+from stylecls.data.sources import SPLIT_FILES, HttpArchive, HubParquet, sources_for
 from stylecls.errors import StyleclsError
 
 #: Split lists are used only if they name at least this share of the converted images.
@@ -133,13 +133,17 @@ def _add_split_files(dataset: str, staged: Path, tmp: Path, result: Imported, pr
     spec = SPLIT_FILES.get(dataset)
     if spec is None:
         return []
-    base = spec.base_url if mirror is None else mirror.rstrip("/")
     lists = tmp / "lists"
-    try:
-        for remote, local in spec.files:
-            fetch(f"{base}/{remote}", lists / local, progress=progress)
-    except StyleclsError as e:
-        return [f"split lists not fetched ({e}); stylecls's seeded split is used"]
+    bases = ([mirror.rstrip("/")] if mirror else []) + [spec.base_url]  # a mirror first, then the published place
+    for base in bases:
+        try:
+            for remote, local in spec.files:
+                fetch(f"{base}/{remote}", lists / local, progress=progress)
+            break
+        except StyleclsError as e:
+            failure = str(e)
+    else:
+        return [f"split lists not fetched ({failure}); stylecls's seeded split is used"]
     named, total = list_coverage(dataset, staged, lists)
     if total and named / total >= MIN_LIST_COVERAGE:
         for _, local in spec.files:

@@ -42,7 +42,9 @@ class Card:
 
     def missing(self, where: Path, what: str = "") -> StyleclsError:
         detail = f" ({what})" if what else ""
-        get = f"Get it with `stylecls data download --dataset {self.name}`, or " if self.name in DOWNLOADABLE else "Get it "
+        get = "Get it "
+        if self.name in DOWNLOADABLE:
+            get = f"Get it with `stylecls data download --dataset {self.name}`, or "
         return StyleclsError(
             f"{self.title} not found at {where}{detail}. Expected layout: {self.layout}. "
             f"{get}from {self.source} and unpack it under the data root (see datasets/README.md), "

@@ -103,7 +103,8 @@ SOURCES: dict[str, tuple[Source, ...]] = {
                    about="Flower's parquet copy of Office-Home (15,588 images)"),
     ),
     "wikiart": (
-        HubParquet("hub", "huggan/wikiart", about="the Hub's parquet copy of WikiArt (81,444 images) + ArtGAN split files"),
+        HubParquet("hub", "huggan/wikiart",
+                   about="the Hub's parquet copy of WikiArt (81,444 images) + ArtGAN split files"),
     ),
 }
 
