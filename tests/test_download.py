@@ -132,6 +132,9 @@ def test_good_download_checks_ok(server, dtd_source, dtd_tarball, tmp_path, monk
     assert len(list((root / "dtd" / "images").rglob("*.jpg"))) == 5640
     assert sorted(p.name for p in root.iterdir()) == ["dtd"]  # no archive, .part or staging folder left
     assert exit_code(monkeypatch, "data", "check", "--dataset", "dtd", "--data-root", root) == 0
+    server.files.clear()  # a complete copy is not fetched again
+    assert exit_code(monkeypatch, "data", "download", "-d", "dtd", "--data-root", root, "--mirror", server.url) == 0
+    assert "already complete" in capsys.readouterr().out
 
 
 def test_wrong_checksum_is_refused_and_root_unchanged(server, dtd_tarball, tmp_path, monkeypatch, capsys):

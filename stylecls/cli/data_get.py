@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -17,6 +17,15 @@ def _verdict(dataset: str, data_root: Optional[Path]) -> None:
     report = check(dataset, data_root)
     report.render(console)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _is_complete(check: Any, dataset: str, root: Path) -> bool:
+    from stylecls.errors import StyleclsError
+
+    try:
+        return bool(check(dataset, root).ok)
+    except StyleclsError:  # not there (or unreadable): download it
+        return False
 
 
 def _root(data_root: Optional[Path]) -> Path:
@@ -33,8 +42,10 @@ def data_download(
     mirror: Optional[str] = typer.Option(
         None, "--mirror", help="Base URL that replaces the source's (an archive mirror, or a Hub endpoint)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be fetched, from where and how big."),
+    force: bool = typer.Option(False, "--force", help="Download even if a complete copy is already there."),
 ) -> None:
     """Fetch a dataset from its verified sources, convert it to the documented layout, then check it."""
+    from stylecls.data import check
     from stylecls.data.obtain import download, plan
 
     root = _root(data_root)
@@ -45,6 +56,10 @@ def data_download(
                           soft_wrap=True)
         console.print(f"into {root / dataset}", highlight=False)
         return
+    if not force and _is_complete(check, dataset, root):
+        console.print(f"{dataset} at {root / dataset} is already complete: nothing to download (--force to fetch "
+                      "it again)", highlight=False)
+        raise typer.Exit(0)
     done = download(dataset, root, source=source, mirror=mirror)
     console.print(f"{dataset}: {done.files:,} files from {done.source} into {done.folder}", highlight=False)
     for note in done.notes:

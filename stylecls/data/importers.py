@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stylecls.data import office_home, pacs, wikiart
+from stylecls.data import wikiart
 from stylecls.data.download import install_tree, safe_extract, staging
 from stylecls.data.sources import SCHEMAS, ParquetSchema
 from stylecls.errors import StyleclsError, unknown_name
@@ -265,7 +265,3 @@ def import_copy(dataset: str, src: str | Path, root: Path, *, progress: bool = T
         install_tree(staged, final)
     return result
 
-
-#: For the tests and the docs: the label order each Hub copy uses when its file carries no metadata.
-LABEL_ORDER = {name: schema.class_names for name, schema in SCHEMAS.items()}
-DOMAINS = {"pacs": pacs.DOMAINS, "office_home": office_home.DOMAINS, "wikiart": ("wikiart",)}
