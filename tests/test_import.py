@@ -105,7 +105,7 @@ def test_pacs_parquet_import_is_exact_and_idempotent(tmp_path, monkeypatch, caps
 
 def test_office_home_shards_with_unnamed_images(tmp_path, monkeypatch):
     rows, counts = [], {}
-    domains = {"Art": "Art", "Clipart": "Clipart", "Product": "Product", "Real World": "Real World"}
+    domains = {"art": "Art", "Clipart": "Clipart", "Product": "Product", "Real_World": "Real World"}  # as spelt
     for i, (raw, d) in enumerate(domains.items()):
         for c in (0, 13, 58, 59, 64):
             n = 1 + (i + c) % 2
@@ -124,14 +124,16 @@ def test_office_home_shards_with_unnamed_images(tmp_path, monkeypatch):
 
 
 def test_wikiart_uses_the_files_own_label_names(tmp_path, monkeypatch):
-    names = list(reversed(wikiart.STYLES))  # a file whose ClassLabel order differs from ArtGAN's
+    names = list(reversed(wikiart.STYLES))  # a file whose ClassLabel order (and case) differs from ArtGAN's
+    names[0] = names[0].lower()
     rows = [{"image": {"bytes": _jpeg(k), "path": f"artist_{k}.jpg"}, "style": k % 4} for k in range(12)]
     write_parquet(tmp_path / "wikiart.parquet", rows, "style", names, domain=False, extra_labels=("artist", "genre"))
     root = tmp_path / "data"
     assert exit_code(monkeypatch, "data", "import", "-d", "wikiart", "--from", tmp_path / "wikiart.parquet",
                      "--data-root", root) == 1
     frame = catalog("wikiart", root)
-    assert frame.groupby("class_name").size().to_dict() == {names[i]: 3 for i in range(4)}
+    expected = dict.fromkeys(reversed(wikiart.STYLES[-4:]), 3)  # labels 0..3 = the last four styles, reversed
+    assert frame.groupby("class_name").size().to_dict() == expected
     assert (root / "wikiart" / "Ukiyo_e" / "artist_0.jpg").is_file()
     assert all(frame["label"] == [wikiart.STYLES.index(c) for c in frame["class_name"]])
 
@@ -207,3 +209,14 @@ def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, caps
     assert frame.attrs["info"]["split_source"] == "official"
     record = json.loads((root / "pacs" / "stylecls-source.json").read_text())
     assert record["repo_id"] == "flwrlabs/pacs" and len(record["split_files"]) == 12
+
+
+def test_dassl_office_home_folders_with_train_val(tmp_path, monkeypatch, make_images):
+    keys = [f"office_home_dg/{d}/{part}/{c}/{part}_{i}.jpg" for d in ("art", "real_world")
+            for part in ("train", "val") for c in ("alarm_clock", "tv") for i in range(2)]
+    make_images(tmp_path / "src", keys)
+    root = tmp_path / "data"
+    assert exit_code(monkeypatch, "data", "import", "-d", "office_home", "--from", tmp_path / "src",
+                     "--data-root", root) == 1
+    counts = {(d, c): 4 for d in ("Art", "Real World") for c in ("Alarm_Clock", "TV")}
+    assert_catalogue(catalog("office_home", root), counts, office_home.CLASSES)

@@ -97,7 +97,7 @@ def convert_parquet(dataset: str, files: list[Path], staged: Path, result: Impor
 
     schema: ParquetSchema = SCHEMAS[dataset]
     domains = _canonical(schema.domains)
-    allowed = set(schema.class_names)
+    canonical = _canonical(schema.class_names)
     opened = []
     for path in files:
         try:
@@ -111,8 +111,9 @@ def convert_parquet(dataset: str, files: list[Path], staged: Path, result: Impor
             raise StyleclsError(
                 f"{path.name} has no column {', '.join(map(repr, missing))} (it has {', '.join(present)}); a "
                 f"{dataset} copy needs {', '.join(needed)} (column names: stylecls.data.sources.SCHEMAS)")
-        names = class_names_from_metadata(pf.schema_arrow, schema.label) or list(schema.class_names)
-        unknown = [n for n in names if n not in allowed]
+        raw_names = class_names_from_metadata(pf.schema_arrow, schema.label) or list(schema.class_names)
+        names = [canonical.get(_norm(n), "") for n in raw_names]  # "Action_Painting" -> "Action_painting"
+        unknown = [n for n, c in zip(raw_names, names, strict=True) if not c]
         if unknown:
             raise StyleclsError(f"{path.name}: label names {unknown[:5]} are not {dataset} classes")
         opened.append((path, pf, names, needed))
