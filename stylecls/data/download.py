@@ -154,6 +154,9 @@ def safe_extract(archive: Path, target: Path) -> None:
             problem = _member_problem(member.name, link, member.islnk())
             if problem:
                 raise StyleclsError(f"{archive.name}: refusing member {member.name!r} ({problem})")
+        if not hasattr(tarfile, "data_filter"):  # Python < 3.10.12 / 3.11.4: our member checks above still hold
+            tf.extractall(target)
+            return
         try:
             tf.extractall(target, filter="data")
         except tarfile.FilterError as e:
