@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from stylecls.data import demo
 from stylecls.data.catalog import DATASETS, card, catalog, dataset_dir
+from stylecls.data.records import DOWNLOADABLE
 from stylecls.errors import StyleclsError
 
 
@@ -163,6 +164,8 @@ def list_datasets(root: str | Path | None = None) -> list[dict[str, Any]]:
         where = dataset_dir(name, root)
         row: dict[str, Any] = {"dataset": name, "where": str(where), "status": "missing", "images": "-",
                                "expected": "-", "classes": "-", "domains": "-", "source": c.source}
+        if name in DOWNLOADABLE:  # `data list` prints "get it from <source>" for a missing dataset
+            row["source"] = f"`stylecls data download --dataset {name}` (or {c.source})"
         if name == "folder":
             row.update(where="--data-root <folder>", status="any folder of class folders")
         elif name == "demo" and not demo.is_generated(where):

@@ -21,6 +21,8 @@ from stylecls.errors import StyleclsError
 
 COLUMNS = ("path", "label", "class_name", "domain", "split")
 SPLITS = ("train", "val", "test")
+#: Datasets ``stylecls data download`` can fetch (stylecls.data.sources has their sources).
+DOWNLOADABLE = frozenset({"dtd", "pacs", "office_home", "wikiart"})
 
 Image.init()
 #: Every extension PIL can open (the folder reader accepts any of them).
@@ -40,9 +42,12 @@ class Card:
 
     def missing(self, where: Path, what: str = "") -> StyleclsError:
         detail = f" ({what})" if what else ""
+        get = "Get it "
+        if self.name in DOWNLOADABLE:
+            get = f"Get it with `stylecls data download --dataset {self.name}`, or "
         return StyleclsError(
             f"{self.title} not found at {where}{detail}. Expected layout: {self.layout}. "
-            f"Get it from {self.source} and unpack it under the data root (see datasets/README.md), "
+            f"{get}from {self.source} and unpack it under the data root (see datasets/README.md), "
             "or point --data-root / $STYLECLS_DATA at the folder that holds it."
         )
 
