@@ -177,7 +177,7 @@ def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, caps
     """huggingface_hub itself (offline mode, pre-populated cache) feeds the converter; k-fold lists from a mirror."""
     import huggingface_hub.constants as hf
 
-    from tests.test_download import _Server
+    from test_download import _Server  # tests/ is on sys.path (pytest rootdir conftest)
 
     rows, counts = pacs_rows()
     commit = "0123456789abcdef0123456789abcdef01234567"
