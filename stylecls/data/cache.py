@@ -297,24 +297,24 @@ def write_cache(
             with _sigterm_raises():
                 label = f"preparing {info['dataset']} at {pixels.stored()}"
                 offsets, shapes, bad = _write_pixels(paths, pixels, tmp / PIXELS_FILE, workers, progress, label)
-            stats["offset"], stats["height"], stats["width"] = offsets, shapes[:, 0], shapes[:, 1]
-            stats.to_csv(tmp / "index.csv", index=False)
-            meta = {
-                "version": VERSION,
-                "key": pixels.key(),
-                "stored": pixels.stored(),
-                "pixels": pixels.to_dict(),
-                "decoders": decoders(),
-                "dataset": info["dataset"],
-                "root": info["root"],
-                "images": int((offsets >= 0).sum()),
-                "fingerprint": digest,
-                "bad": bad,
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
+                stats["offset"], stats["height"], stats["width"] = offsets, shapes[:, 0], shapes[:, 1]
+                stats.to_csv(tmp / "index.csv", index=False)
+                meta = {
+                    "version": VERSION,
+                    "key": pixels.key(),
+                    "stored": pixels.stored(),
+                    "pixels": pixels.to_dict(),
+                    "decoders": decoders(),
+                    "dataset": info["dataset"],
+                    "root": info["root"],
+                    "images": int((offsets >= 0).sum()),
+                    "fingerprint": digest,
+                    "bad": bad,
+                }
+                (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+                if folder.exists():
+                    shutil.rmtree(folder)
+                os.replace(tmp, folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
