@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 import warnings
 from pathlib import Path
 
@@ -96,3 +97,39 @@ def test_decoding_silences_torchvision_locally_only(tmp_path, make_images):
         body = ast.parse(module.read_text()).body
         calls = [n for n in body if isinstance(n, ast.Expr) and "warnings" in ast.unparse(n)]
         assert not calls, f"{module} changes the warning filters of every program that imports it"
+
+
+@pytest.mark.slow
+def test_training_and_evaluation_are_identical_with_and_without_the_cache(
+    tmp_path, make_images, cache_env, monkeypatch
+):
+    """The issue-14 promise end to end: same command, prepared cache or not -> same metrics and predictions."""
+    import pandas as pd
+
+    from stylecls.cli import main
+
+    rel = [f"{c}/{i}.{'png' if i % 3 else 'jpg'}" for c in "abc" for i in range(12)]
+    make_images(tmp_path / "data", rel, size=(45, 31))  # non-square: the pre-resize rule matters
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def cli(*args: object) -> None:
+        monkeypatch.setattr(sys, "argv", ["stylecls", *map(str, args)])
+        main()
+
+    try:
+        common = ["--dataset", "folder", "--data-root", tmp_path / "data", "--arch", "cifar_resnet20", "--img-size",
+                  16, "--epochs", 2, "--batch-size", 8, "--warmup-epochs", 0, "--workers", 0, "--no-progress",
+                  "--out", tmp_path / "runs"]
+        cli("train", *common, "--name", "fly")
+        cli("data", "prepare", "-d", "folder", "--data-root", tmp_path / "data", "--size", 16, "--workers", 0)
+        cli("train", *common, "--name", "cached")
+        for name in ("fly", "cached"):
+            cli("evaluate", tmp_path / "runs" / name, "--workers", 0)
+    finally:
+        torch.set_num_threads(torch_threads)
+    runs = tmp_path / "runs"
+    metrics = [pd.read_csv(runs / n / "metrics.csv").drop(columns=["img_per_s", "seconds"]) for n in ("fly", "cached")]
+    pd.testing.assert_frame_equal(*metrics)
+    predictions = [pd.read_csv(runs / n / "eval" / "predictions.csv") for n in ("fly", "cached")]
+    pd.testing.assert_frame_equal(*predictions)
