@@ -50,7 +50,7 @@ def test_unusable_stylecls_cache_is_one_message(tmp_path, monkeypatch, capsys):
     for value, why in ((afile, "is a file"), (afile / "sub", "cannot be created")):
         monkeypatch.setenv("STYLECLS_CACHE", str(value))
         with pytest.raises(StyleclsError, match=why):
-            cache_root()
+            cache_root(create=True)
         assert run_cli(monkeypatch, "data", "prepare", "-d", "demo", "--size", "16") == 2
         err = capsys.readouterr().err
         assert "$STYLECLS_CACHE" in err and why in err and "Traceback" not in err
@@ -136,3 +136,14 @@ def test_every_module_level_import_is_a_declared_dependency():
                 if not {d.lower() for d in dists.get(top, [top])} & declared:
                     missing.add(f"{top} ({path.relative_to(REPO)})")
     assert not missing, f"imported at module level but not in pyproject dependencies: {sorted(missing)}"
+
+
+def test_a_read_only_cache_still_serves_runs(tmp_path, make_images, cache_env, monkeypatch):
+    make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(3)])
+    prepare("folder", tmp_path / "data", 16, workers=0, progress=False)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a non-root user on a read-only mount
+    from stylecls.data import ImageDataset
+
+    assert ImageDataset(catalog("folder", tmp_path / "data"), 16, train=False).cache_hits == 6
+    with pytest.raises(StyleclsError, match="is not writable"):
+        prepare("folder", tmp_path / "data", 16, workers=0, progress=False, force=True)

@@ -283,6 +283,7 @@ def write_cache(
         raise StyleclsError(f"--workers must be 0 (decode in this process) or more, not {workers}")
     info = frame.attrs["info"]
     start = time.perf_counter()
+    cache_root(create=True)  # a clear error for an unusable $STYLECLS_CACHE before any work
     folder = prepared_dir(info["dataset"], info["root"], pixels)
     paths = sorted(set(frame["path"].astype(str)))
     stats = stat_sources(paths)

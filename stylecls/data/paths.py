@@ -15,10 +15,11 @@ def default_root() -> Path:
     return Path(os.path.abspath(Path(os.environ.get("STYLECLS_DATA") or "datasets").expanduser()))
 
 
-def cache_root() -> Path:
+def cache_root(create: bool = False) -> Path:
     """Generated and prepared data: ``$STYLECLS_CACHE`` or the user cache dir (never the repo).
 
-    Created when absent; a file, or a folder that cannot be created or written, is one clear error.
+    A file there is one clear error. With ``create`` (before writing) the folder is made when absent
+    and must be writable; reading needs neither, so a read-only shared cache still serves runs.
     """
     env = os.environ.get("STYLECLS_CACHE")
     path = Path(os.path.abspath(Path(env).expanduser())) if env else Path(platformdirs.user_cache_dir("stylecls"))
@@ -26,6 +27,8 @@ def cache_root() -> Path:
     fix = "point $STYLECLS_CACHE at a folder you can write to"
     if path.exists() and not path.is_dir():
         raise StyleclsError(f"{what} is a file, not a folder: {fix}")
+    if not create:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
