@@ -362,7 +362,7 @@ def test_prepared_cache_is_used_and_invalidated(tmp_path, make_images, cache_env
     frame = catalog("folder", tmp_path / "data")
     assert ImageDataset(frame, 24, train=False).cache_hits == 0
     done = prepare("folder", tmp_path / "data", 24, workers=0, progress=False)
-    assert done.images == 10 and not done.up_to_date and done.stored_size == 28
+    assert done.images == 10 and not done.up_to_date and done.pixels.side == 27
     cached = ImageDataset(frame, 24, train=False)
     direct = ImageDataset(frame, 24, train=False, use_cache=False)
     assert cached.cache_hits == 10

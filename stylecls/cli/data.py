@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from stylecls.cli.app import DataRootOpt, console, data_app, data_options
+from stylecls.cli.app import DataRootOpt, console, data_app, data_options, err_console
 from stylecls.errors import StyleclsError
 
 
@@ -25,8 +25,9 @@ def data_list(data_root: Optional[Path] = DataRootOpt) -> None:
     colour = {"complete": "green", "incomplete": "yellow", "missing": "red"}
     for r in rows:
         status = f"[{colour[r['status']]}]{r['status']}[/]" if r["status"] in colour else r["status"]
-        table.add_row(r["dataset"], r["where"], status,
-                      *(f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]) for k in ("images", "expected", "classes", "domains")))
+        counts = (f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]) for k in ("images", "expected", "classes",
+                                                                                   "domains"))
+        table.add_row(r["dataset"], r["where"], status, *counts)
     console.print(table)
     for r in rows:
         if r["status"] == "missing":
@@ -42,7 +43,7 @@ def data_check(
     task: Optional[str] = typer.Option(None, "--task", help="WikiArt task: style, genre or artist."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of seeded splits."),
     splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="PACS k-fold lists folder."),
-    workers: int = typer.Option(2, "--workers", help="Decoding processes for --deep."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Decoding processes for --deep (0: in this process)."),
 ) -> None:
     """Compare a copy with a complete one; exit 0 only if it is complete (and, with --deep, readable)."""
     from stylecls.data import check
@@ -55,24 +56,38 @@ def data_check(
 @data_app.command("prepare")
 def data_prepare(
     dataset: str = typer.Option(..., "--dataset", "-d", help="demo, dtd, pacs, office_home, wikiart or folder."),
-    size: int = typer.Option(..., "--size", "-s", help="Training image size (the cache stores size/0.875 px)."),
+    size: int = typer.Option(..., "--size", "-s", help="The --img-size of the runs this cache serves."),
+    pre_resize: str = typer.Option(
+        "1.125x", "--pre-resize", help="The --pre-resize of those runs: shorter side = factor x size, or original."
+    ),
     data_root: Optional[Path] = DataRootOpt,
     split: Optional[int] = typer.Option(None, "--split", help="DTD official split 1..10."),
     task: Optional[str] = typer.Option(None, "--task", help="WikiArt task: style, genre or artist."),
     splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="PACS k-fold lists folder."),
-    workers: int = typer.Option(2, "--workers", help="Decoding processes."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Decoding processes (0: in this process)."),
     force: bool = typer.Option(False, "--force", help="Rewrite the cache even if it is up to date."),
 ) -> None:
-    """Decode and resize a dataset once into the cache; training then reads it automatically."""
+    """Decode and pre-resize a dataset once into the cache: a pure speed-up for runs with the same pixels.
+
+    Runs with --img-size SIZE and --pre-resize RULE then read it instead of decoding each file; the
+    pixels are identical either way, so preparing never changes a result.
+    """
     from stylecls.data import prepare
+    from stylecls.data.cache import PrepareInterrupted
 
     if size < 8:
         raise StyleclsError(f"--size must be at least 8 px, not {size}")
-    done = prepare(dataset, data_root, size, workers=workers, force=force,
-                   **data_options(split, task, None, splits_dir))
+    try:
+        done = prepare(dataset, data_root, size, pre_resize=pre_resize, workers=workers, force=force,
+                       **data_options(split, task, None, splits_dir))
+    except PrepareInterrupted:
+        err_console.print("interrupted (SIGTERM): the partial cache was removed", highlight=False)
+        raise
+    if done.cleaned:
+        console.print(f"removed {done.cleaned} temporary folder(s) left by an interrupted prepare", highlight=False)
     state = "already up to date" if done.up_to_date else f"written in {done.seconds:.1f} s"
-    console.print(f"{dataset}: {done.images:,} images at {done.stored_size} px in {done.folder} ({state})",
-                  highlight=False)
+    console.print(f"{dataset}: {done.images:,} images at {done.pixels.stored()} in {done.folder} ({state}); "
+                  f"runs with --img-size {size} --pre-resize {pre_resize} read it", highlight=False, soft_wrap=True)
     if done.bad:
         console.print(f"[yellow]{len(done.bad)} files could not be decoded and are not cached:[/]")
         for line in done.bad:

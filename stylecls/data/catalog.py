@@ -54,6 +54,12 @@ def catalog(name: str, root: str | Path | None = None, **options: Any) -> pd.Dat
     if name != "demo" and not where.is_dir():
         raise c.missing(where)
     frame = _FAMILIES[name][1](where, **options)
+    classes = frame.attrs["info"]["classes"]
+    if len(classes) < 2:
+        raise StyleclsError(
+            f"{where} has {len(classes)} class{'' if len(classes) == 1 else 'es'} ({', '.join(classes) or 'none'}): "
+            "classification needs at least 2 class folders"
+        )
     frame.attrs["info"]["data_root"] = str(where if c.folder is None else where.parent)
     return frame
 

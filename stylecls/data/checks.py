@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from stylecls.data import demo
 from stylecls.data.catalog import DATASETS, card, catalog, dataset_dir
 from stylecls.data.records import DOWNLOADABLE
+from stylecls.data.decode import decode, reason
 from stylecls.errors import StyleclsError
 
 
@@ -68,19 +69,17 @@ class _Decodes(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> str:
-        from stylecls.data.loading import decode
-
         try:
             decode(self.paths[i])
             return ""
         except Exception as e:  # noqa: BLE001 - any failure to decode is what we report
-            from stylecls.data.loading import _reason
-
-            return f"{self.paths[i]}: {_reason(e)}"
+            return f"{self.paths[i]}: {reason(e)}"
 
 
 def find_undecodable(paths: list[str], workers: int = 2, progress: bool = True) -> list[str]:
     """``path: reason`` for every file that does not decode (in parallel, with a progress bar)."""
+    if workers < 0:
+        raise StyleclsError(f"--workers must be 0 (decode in this process) or more, not {workers}")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     loader = DataLoader(_Decodes(paths), batch_size=32, num_workers=workers, collate_fn=list)

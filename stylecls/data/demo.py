@@ -172,6 +172,8 @@ def load(root: Path | None = None, seed: int = 0) -> pd.DataFrame:
     """The demo catalogue (generated on first use). ``seed`` is accepted for uniformity: the split is fixed."""
     root = root or demo_root()
     if not is_generated(root):
+        if root == demo_root():
+            cache_root(create=True)  # a clear error for an unusable $STYLECLS_CACHE before generating
         generate(root)
     found = read_domains(root, DOMAINS, CLASSES, CARD)
     splits = ["train" if int(Path(p).stem) < TRAIN_PER_CELL else "val" for p, _, _ in found.rows]

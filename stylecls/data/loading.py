@@ -1,56 +1,19 @@
-"""Images from a catalogue to uint8 batches: decoding, the prepared cache, determinism, bad files."""
+"""Images from a catalogue to uint8 batches: the pixel pipeline, the prepared cache, determinism, bad files."""
 
 from __future__ import annotations
 
-import re
-import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms.v2 import functional as F
 
 from stylecls.data import cache
+from stylecls.data.decode import DECODE_ERRORS, decode_pixels, decode_pixels_or_error
+from stylecls.data.pixels import Pixels
 from stylecls.data.transforms import eval_transform, train_transform
 from stylecls.errors import StyleclsError
-
-# torchvision 0.29 announces that torchvision.io decoding will move to TorchCodec; until it does,
-# these decoders are the fastest on uint8 tensors and the notice would repeat for every image.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                        category=DeprecationWarning)
-
-
-def decode(path: str) -> torch.Tensor:
-    """Decode any image to uint8 RGB (3, H, W): torchvision's decoders, PIL for other formats."""
-    try:
-        image = decode_image(path, mode=ImageReadMode.RGB, apply_exif_orientation=True)
-    except RuntimeError as e:
-        if "Unsupported image file" not in str(e):
-            raise
-        with Image.open(path) as im:
-            image = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).contiguous()
-    if image.dtype != torch.uint8:  # 16-bit PNG
-        image = F.to_dtype(image, torch.uint8, scale=True)
-    return image
-
-
-def _reason(e: BaseException) -> str:
-    """A decoder's message without its C++ source location."""
-    return re.sub(r"^[\w_]+, \S+\.cpp:\d+, ", "", str(e)).strip() or type(e).__name__
-
-
-def decode_or_error(path: str) -> torch.Tensor:
-    try:
-        return decode(path)
-    except (RuntimeError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise StyleclsError(
-            f"cannot decode {path}: {_reason(e)}. Replace or delete the file, or train with --skip-bad "
-            "to drop undecodable images (they are counted in the log)"
-        ) from None
 
 
 def _sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -60,10 +23,13 @@ def _sample_seed(seed: int, epoch: int, index: int) -> int:
 class ImageDataset(Dataset):
     """Rows of a catalogue as ``(uint8 [3, S, S], label, row position)``.
 
-    Reads the prepared cache for (dataset, ``img_size``) when one holds an up-to-date copy of a
-    file (same size and mtime), else decodes the file. Augmentation randomness comes from
-    (seed, epoch, row) -- set by :func:`make_loader` -- so batches do not depend on the number of
-    workers and a resumed run sees the same images.
+    Every image is ``decode_pixels(path, pixels)`` (decode + pre-resize, see :mod:`stylecls.data.pixels`)
+    followed by the train or eval transform. A prepared cache of exactly this pipeline serves the
+    files it holds unchanged (same size and mtime); the others are decoded on the fly by the same
+    function, so the source never changes a tensor. ``cache_key`` names the cache that served it
+    (None: on the fly), ``cache_note`` says once why a prepared cache was not (fully) used.
+    Augmentation randomness comes from (seed, epoch, row) -- set by :func:`make_loader` -- so batches
+    do not depend on the number of workers or the source, and a resumed run sees the same images.
     """
 
     def __init__(
@@ -74,22 +40,32 @@ class ImageDataset(Dataset):
         skip_bad: bool = False,
         use_cache: bool = True,
         min_crop: float = 0.08,
+        pixels: Pixels | None = None,
     ) -> None:
+        self.pixels = pixels if pixels is not None else Pixels(img_size)
+        if self.pixels.img_size != int(img_size):
+            raise ValueError(f"img_size {img_size} differs from the pixel pipeline's {self.pixels.img_size}")
         self.paths: list[str] = frame["path"].astype(str).tolist()
         self.labels = frame["label"].to_numpy(dtype=np.int64)
         self.img_size = int(img_size)
         self.train = train
         self.skip_bad = skip_bad
-        self.transform = train_transform(img_size, min_crop) if train else eval_transform(img_size)
+        self.transform = train_transform(img_size, min_crop) if train else eval_transform(self.pixels)
         self.seed, self.epoch = 0, 0
-        found = cache.lookup(frame.attrs.get("info"), img_size, self.paths) if use_cache else None
-        self.cache_file, self.cache_rows = found if found is not None else (None, None)
-        self._images: np.ndarray | None = None
+        found = cache.lookup(frame.attrs.get("info"), self.pixels, self.paths) if use_cache else cache.CacheLookup()
+        self.cache_key: str | None = found.key
+        self.cache_note: str | None = found.note
+        self._cache = found
+        self._buffer: np.ndarray | None = None
 
     @property
     def cache_hits(self) -> int:
         """How many rows are served from the prepared cache."""
-        return 0 if self.cache_rows is None else int((self.cache_rows >= 0).sum())
+        return self._cache.hits
+
+    def describe(self) -> str:
+        """The start-of-run line naming the pixels and their source (see :meth:`Pixels.describe`)."""
+        return self.pixels.describe(self.cache_key)
 
     def set_epoch(self, epoch: int, seed: int = 0) -> None:
         self.seed, self.epoch = int(seed), int(epoch)
@@ -98,21 +74,24 @@ class ImageDataset(Dataset):
         return len(self.paths)
 
     def __getstate__(self) -> dict[str, Any]:  # workers open their own memory map
-        return {**self.__dict__, "_images": None}
+        return {**self.__dict__, "_buffer": None}
 
     def load(self, i: int) -> torch.Tensor | None:
-        """The untransformed uint8 image of row ``i`` (None for a bad file with ``skip_bad``)."""
-        if self.cache_rows is not None and self.cache_rows[i] >= 0:
-            if self._images is None:
-                self._images = np.load(self.cache_file, mmap_mode="r")
-            # HWC in the cache: the CHW view is channels-last, which torch resizes ~2x faster in uint8
-            return torch.from_numpy(np.array(self._images[self.cache_rows[i]])).permute(2, 0, 1)
+        """The pre-resized uint8 image of row ``i`` (None for a bad file with ``skip_bad``)."""
+        offsets, shapes, file = self._cache.offsets, self._cache.shapes, self._cache.file
+        if offsets is not None and shapes is not None and file is not None and offsets[i] >= 0:
+            if self._buffer is None:
+                self._buffer = np.memmap(file, dtype=np.uint8, mode="r")
+            height, width = (int(v) for v in shapes[i])
+            start = int(offsets[i])
+            pixels = np.array(self._buffer[start : start + height * width * 3]).reshape(height, width, 3)
+            return torch.from_numpy(pixels).permute(2, 0, 1)  # the layout decode_pixels returns
         if self.skip_bad:
             try:
-                return decode(self.paths[i])
-            except (RuntimeError, OSError, ValueError, Image.DecompressionBombError):
+                return decode_pixels(self.paths[i], self.pixels)
+            except DECODE_ERRORS:
                 return None
-        return decode_or_error(self.paths[i])
+        return decode_pixels_or_error(self.paths[i], self.pixels)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int] | None:
         image = self.load(i)
