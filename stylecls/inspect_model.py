@@ -30,7 +30,7 @@ from torch import nn
 from stylecls.blocks import Recalibration, StyleRecalibration
 from stylecls.errors import StyleclsError
 from stylecls.device import select_device
-from stylecls.evaluate import predict, run_rows
+from stylecls.evaluate import predict, run_pixels, run_rows
 from stylecls.plotting import figure
 from stylecls.runfolder import RunFolder
 
@@ -172,12 +172,14 @@ def gate_statistics(
     device: torch.device | str = "cpu",
     batch_size: int = 128,
     workers: int = 0,
+    pixels: Any = None,
 ) -> pd.DataFrame:
-    """Run ``model`` over ``rows`` with gate hooks attached; the :meth:`GateStats.table`."""
+    """Run ``model`` over ``rows`` (through the run's pixel pipeline ``pixels``) with gate hooks attached;
+    the :meth:`GateStats.table`."""
     rows = rows.reset_index(drop=True)
     stats = GateStats(model, rows["label"].to_numpy(), rows["domain"].astype(str).to_numpy(), classes)
     try:
-        predict(model, rows, img_size, device, batch_size, workers, on_batch=stats.set_rows)
+        predict(model, rows, img_size, device, batch_size, workers, on_batch=stats.set_rows, pixels=pixels)
     finally:
         stats.remove()
     return stats.table()
@@ -276,7 +278,8 @@ def inspect_run(
     if weights is not None:
         weights.to_csv(out / "style_weights.csv", index=False)
         files += [out / "style_weights.csv", plot_style_weights(weights, out / "style_weights.png", f"{name}: SRM style weights")]
-    gates = gate_statistics(model, rows, classes, int(spec.img_size or 0), dev, batch_size, workers)
+    pixels = run_pixels(run)
+    gates = gate_statistics(model, rows, classes, pixels.img_size, dev, batch_size, workers, pixels=pixels)
     gates.to_csv(out / "gates.csv", index=False)
     files.append(out / "gates.csv")
     for by in ("domain", "class"):

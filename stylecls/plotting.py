@@ -7,6 +7,7 @@ them keeps its own (inline) backend.
 from __future__ import annotations
 
 import math
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +53,14 @@ def plot_confusion(confusion: pd.DataFrame, path: Path, title: str = "") -> Path
     return path
 
 
-def plot_mistakes(predictions: pd.DataFrame, img_size: int, path: Path, count: int = 16) -> Path | None:
+def plot_mistakes(predictions: pd.DataFrame, pixels: Any, path: Path, count: int = 16) -> Path | None:
     """A grid of the ``count`` most confident mistakes (true label, predicted label, confidence)."""
     from stylecls.data import ImageDataset
 
     wrong = predictions[~predictions["correct"]].sort_values("confidence", ascending=False).head(count)
     if wrong.empty:
         return None
-    images = ImageDataset(wrong.reset_index(drop=True), img_size, train=False)
+    images = ImageDataset(wrong.reset_index(drop=True), pixels.img_size, train=False, pixels=pixels)
     cols = min(4, len(wrong))
     nrows = math.ceil(len(wrong) / cols)
     fig = figure(2.6 * cols, 2.9 * nrows)

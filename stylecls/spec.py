@@ -26,7 +26,8 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 MAX_IMG_SIZE = 2048  # larger inputs are almost always a typo (100000 px tries to allocate ~30 GB)
 MAX_SEED = 2**32 - 1
-#: the pre-resize rule of the pixel pipeline when none is asked for (see ``stylecls.data``)
+#: the pre-resize rule of the pixel pipeline when none is asked for (= ``stylecls.data.DEFAULT_PRE_RESIZE``,
+#: kept here so that reading a spec does not import the data package)
 DEFAULT_PRE_RESIZE = "1.125x"
 
 
@@ -109,6 +110,9 @@ class RunSpec:
         if spec.schedule not in SCHEDULES:
             raise unknown_name("schedule", spec.schedule, SCHEDULES)
         spec._check_values()
+        from stylecls.data.pixels import Pixels
+
+        Pixels(int(spec.img_size), spec.pre_resize)  # type: ignore[arg-type]  # an unknown rule is refused here
         if spec.warmup_epochs >= spec.epochs:  # type: ignore[operator]  # leave at least one epoch to decay in
             spec = replace(spec, warmup_epochs=spec.epochs - 1)  # type: ignore[operator]
         return spec

@@ -41,6 +41,7 @@ class ImageDataset(Dataset):
         use_cache: bool = True,
         min_crop: float = 0.08,
         pixels: Pixels | None = None,
+        cache_source: dict[str, Any] | None = None,
     ) -> None:
         self.pixels = pixels if pixels is not None else Pixels(img_size)
         if self.pixels.img_size != int(img_size):
@@ -52,7 +53,10 @@ class ImageDataset(Dataset):
         self.skip_bad = skip_bad
         self.transform = train_transform(img_size, min_crop) if train else eval_transform(self.pixels)
         self.seed, self.epoch = 0, 0
-        found = cache.lookup(frame.attrs.get("info"), self.pixels, self.paths) if use_cache else cache.CacheLookup()
+        # which prepared cache may serve these rows: the dataset and data root they come from (a run passes
+        # them explicitly; a catalogue frame straight from ``catalog()`` still carries them in its report)
+        source = cache_source if cache_source is not None else frame.attrs.get("info")
+        found = cache.lookup(source, self.pixels, self.paths) if use_cache else cache.CacheLookup()
         self.cache_key: str | None = found.key
         self.cache_note: str | None = found.note
         self._cache = found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,11 +33,13 @@ def predict(
     on_batch: Callable[[torch.Tensor], None] | None = None,
     progress: Callable[[int], None] | None = None,
     skip_bad: bool = False,
-    pre_resize: str | None = None,
+    pixels: Any = None,
+    cache_source: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Softmax probabilities (N, K) for the images of ``frame``, in its row order.
 
-    Images go through the evaluation transform of :class:`stylecls.data.ImageDataset`. With
+    Images go through the evaluation transform of :class:`stylecls.data.ImageDataset` with the run's
+    pixel pipeline ``pixels`` (a prepared cache of ``cache_source`` serves the same pixels). With
     ``skip_bad`` an unreadable or missing image leaves its row NaN (the caller counts and drops it);
     without, it stops with the file's path. ``on_batch`` sees each batch's row positions (inspect's
     forward hooks use it to attribute gates to rows).
@@ -45,8 +48,7 @@ def predict(
 
     device = torch.device(device)
     frame = frame.reset_index(drop=True)
-    options = {} if pre_resize is None else {"pre_resize": pre_resize}
-    dataset = ImageDataset(frame, img_size, train=False, skip_bad=skip_bad, **options)
+    dataset = ImageDataset(frame, img_size, train=False, skip_bad=skip_bad, pixels=pixels, cache_source=cache_source)
     loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, pin_memory=device.type == "cuda")
     probs: np.ndarray | None = None
     model.eval()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stylecls.data.pixels import Pixels
 from stylecls.device import select_device
 from stylecls.errors import StyleclsError, unknown_name
 from stylecls.evaluate.metrics import (
@@ -70,6 +71,14 @@ def run_rows(run: RunFolder, data_root: str | Path | None = None) -> pd.DataFram
             f"(e.g. {example}){hint}"
         )
     return frame
+
+
+def run_pixels(run: RunFolder) -> Pixels:
+    """The pixel pipeline the run was trained with (schema-1 runs: today's default at their size)."""
+    record = run.record()
+    if record.data.pixels.get("version") is not None:
+        return Pixels.from_dict(record.data.pixels)
+    return Pixels(int(record.spec.img_size or 0))
 
 
 def select_rows(rows: pd.DataFrame, part: str | None = None, test_domain: str | None = None) -> tuple[pd.DataFrame, str]:
@@ -152,8 +161,10 @@ def evaluate(
         if progress is not None:
             progress(done, total)
 
-    probs = predict(model, union, int(spec.img_size), dev, batch_size, workers, progress=advance,  # type: ignore[arg-type]
-                    skip_bad=spec.skip_bad)
+    pixels = run_pixels(run)
+    source = {"dataset": spec.dataset, "root": str(data_root) if data_root is not None else record.data.root}
+    probs = predict(model, union, pixels.img_size, dev, batch_size, workers, progress=advance,
+                    skip_bad=spec.skip_bad, pixels=pixels, cache_source=source)
     read = ~np.isnan(probs).any(axis=1)
     skipped = union.loc[~read, "path"].tolist()
     union, probs = union[read].reset_index(drop=True), probs[read]
@@ -194,7 +205,7 @@ def evaluate(
     where = f"{part}" + (f", {test_domain}" if test_domain else "")
     title = f"{spec.arch} + {spec.block} on {spec.dataset} ({where}): top-1 {metrics['top1']:.1%}"
     plot_confusion(confusion, out / "confusion.png", title)
-    if plot_mistakes(ev, int(spec.img_size), out / "mistakes.png") is None:  # type: ignore[arg-type]
+    if plot_mistakes(ev, pixels, out / "mistakes.png") is None:
         (out / "mistakes.png").unlink(missing_ok=True)
     write_json(out / "metrics.json", metrics)
     return EvalResult(metrics, preds, per_class, confusion, per_domain, out)

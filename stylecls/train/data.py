@@ -31,6 +31,11 @@ class RunData:
         return {p: int((self.frame["part"] == p).sum()) for p in PARTS}
 
     @property
+    def cache_source(self) -> dict[str, Any]:
+        """Where a prepared cache of these rows would come from (dataset and data root)."""
+        return {"dataset": self.info.get("dataset"), "root": self.info.get("root")}
+
+    @property
     def classes(self) -> list[str]:
         return list(self.info["classes"])
 
@@ -74,5 +79,6 @@ def recorded_data(folder: RunFolder) -> RunData:
             f"the images of {folder.path} are gone (e.g. {missing[0]}); the run's data root was {record.data.root}. "
             f"`stylecls data check --dataset {record.spec.dataset}` says what is there"
         )
-    info = {**record.data.info, "classes": record.data.classes, "domains": record.data.domains}
+    info = {**record.data.info, "classes": record.data.classes, "domains": record.data.domains,
+            "dataset": record.spec.dataset, "root": record.data.info.get("root", record.data.root)}
     return RunData(frame, Path(record.data.root), info)

@@ -39,7 +39,7 @@ class Trainer:
 
     def __init__(self, spec: RunSpec, runtime: Any, data: RunData, folder: RunFolder, ddp: Dist,
                  device: torch.device) -> None:
-        from stylecls.data import ImageDataset
+        from stylecls.data import ImageDataset, Pixels
         from stylecls.models import build_model, count_parameters
 
         self.spec, self.data, self.folder, self.ddp, self.device = spec, data, folder, ddp, device
@@ -74,9 +74,13 @@ class Trainer:
         self.model = torch.compile(model) if runtime.compile else model
 
         size, skip = int(spec.img_size), spec.skip_bad  # type: ignore[arg-type]
-        self.train_set = ImageDataset(data.part("train"), size, train=True, skip_bad=skip, min_crop=spec.min_crop)
-        self.val_set = ImageDataset(data.part("val"), size, train=False, skip_bad=skip)
-        self.test_set = ImageDataset(data.part("test"), size, train=False, skip_bad=skip)
+        pixels, source = Pixels(size, spec.pre_resize), data.cache_source
+        self.train_set = ImageDataset(data.part("train"), size, train=True, skip_bad=skip, min_crop=spec.min_crop,
+                                      pixels=pixels, cache_source=source)
+        self.val_set = ImageDataset(data.part("val"), size, train=False, skip_bad=skip, pixels=pixels,
+                                    cache_source=source)
+        self.test_set = ImageDataset(data.part("test"), size, train=False, skip_bad=skip, pixels=pixels,
+                                     cache_source=source)
         if len(self.val_set) == 0:
             raise StyleclsError(f"protocol {data.info.get('protocol')} leaves no validation images; "
                                 "model selection needs some")

@@ -85,19 +85,19 @@ def claim_folder(spec: RunSpec, runtime: RuntimeOptions) -> Path:
 
 def _summary(spec: RunSpec, data: RunData, trainer: Trainer) -> DataSummary:
     info = data.info
-    pixels = getattr(trainer.train_set, "pixels", None)
+    pixels = trainer.train_set.pixels
     return DataSummary(
         dataset=spec.dataset, root=str(data.root), classes=data.classes, protocol=str(info.get("protocol", "")),
         domains=list(info.get("domains", [])),
         counts=data.counts, complete=bool(info.get("complete", True)),
-        pixels=pixels.to_dict() if hasattr(pixels, "to_dict") else {"pre_resize": spec.pre_resize},
-        pixel_source=str(getattr(trainer.train_set, "pixel_source", "")), info=info,
+        pixels=pixels.to_dict(), pixel_source=trainer.train_set.cache_key or "on the fly", info=info,
     )  # fmt: skip
 
 
 def _pixels_line(trainer: Trainer) -> str:
-    describe = getattr(trainer.train_set, "describe", None)
-    return describe() if callable(describe) else f"pre-resize {trainer.spec.pre_resize}"
+    """The start-of-run line naming the pixels and their source, and why a cache was not used."""
+    note = trainer.train_set.cache_note
+    return trainer.train_set.describe() + (f"\n  [yellow]note:[/] {note}" if note else "")
 
 
 def _start(spec: RunSpec, runtime: RuntimeOptions, folder: RunFolder, ddp: Dist) -> Path:
