@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -116,14 +117,13 @@ class _Inputs(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str]:
         from stylecls.data import decode
-        from stylecls.data.loading import _reason
 
         item = self.items[i]
         if isinstance(item, (str, Path)):
             try:
                 item = decode(str(item))
             except _DECODE_ERRORS as e:
-                return None, i, _reason(e)
+                return None, i, re.sub(r"^.*?\.cpp:\d+, ", "", str(e)).strip() or type(e).__name__
         return self.transform(item).as_subclass(torch.Tensor), i, ""
 
 
