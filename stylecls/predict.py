@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -105,6 +105,9 @@ def expand_paths(specs: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(out))  # a file named twice is predicted once
 
 
+_Sample = tuple[Optional[torch.Tensor], int, str]  # (uint8 image or None, position, why it is None)
+
+
 class _Inputs(Dataset):
     """Paths or in-memory images -> (uint8 image or None, position, error message)."""
 
@@ -115,7 +118,7 @@ class _Inputs(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str]:
+    def __getitem__(self, i: int) -> _Sample:
         from stylecls.data import decode
 
         item = self.items[i]
@@ -127,7 +130,7 @@ class _Inputs(Dataset):
         return self.transform(item).as_subclass(torch.Tensor), i, ""
 
 
-def _collate(samples: list[tuple[torch.Tensor | None, int, str]]) -> tuple[torch.Tensor, list[int], list[tuple[int, str]]]:
+def _collate(samples: list[_Sample]) -> tuple[torch.Tensor, list[int], list[tuple[int, str]]]:
     kept = [(img, i) for img, i, _ in samples if img is not None]
     failed = [(i, why) for img, i, why in samples if img is None]
     images = torch.stack([img for img, _ in kept]) if kept else torch.empty(0, dtype=torch.uint8)
@@ -248,7 +251,7 @@ class Run:
         labels = np.concatenate(labels_k) if labels_k else np.empty((0, k), np.int64)
         names = np.asarray(self.classes, dtype=object)
         columns: dict[str, Any] = {
-            "path": [_name(items[i]) for i in kept],
+            "path": pd.Series([_name(items[i]) for i in kept], index=kept, dtype=object),  # None: in-memory
             "pred_class": names[labels[:, 0]] if len(kept) else [],
             "confidence": probs[:, 0],
         }

@@ -89,7 +89,8 @@ def predict_cmd(
     for row in frame.head(SHOWN).itertuples():
         table.add_row(str(row.path), str(row.pred_class), f"{row.confidence:.3f}")
     if len(frame) > SHOWN:
-        table.caption = f"first {SHOWN} of {len(frame):,} images" + (f"; all in {out}" if out else "; --out FILE for all")
+        rest = f"; all in {out}" if out else "; --out FILE for all"
+        table.caption = f"first {SHOWN} of {len(frame):,} images{rest}"
     console.print(table)
     if out is not None:
         _write(frame, out)
