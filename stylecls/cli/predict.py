@@ -60,6 +60,7 @@ def predict_cmd(
     Unreadable files are listed and skipped; the exit code is then 1.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.markup import escape
     from rich.table import Table
 
     from stylecls.predict import expand_paths, load_run
@@ -87,7 +88,7 @@ def predict_cmd(
     table.add_column("class")
     table.add_column("probability", justify="right")
     for row in frame.head(SHOWN).itertuples():
-        table.add_row(str(row.path), str(row.pred_class), f"{row.confidence:.3f}")
+        table.add_row(escape(str(row.path)), escape(str(row.pred_class)), f"{row.confidence:.3f}")
     if len(frame) > SHOWN:
         rest = f"; all in {out}" if out else "; --out FILE for all"
         table.caption = f"first {SHOWN} of {len(frame):,} images{rest}"
@@ -98,6 +99,7 @@ def predict_cmd(
     skipped = frame.attrs["skipped"]
     if skipped:
         for s in skipped:
-            err_console.print(f"[yellow]unreadable:[/] {s['path']}: {s['reason']}", highlight=False, soft_wrap=True)
+            err_console.print(f"[yellow]unreadable:[/] {escape(str(s['path']))}: {escape(s['reason'])}",
+                              highlight=False, soft_wrap=True)
         err_console.print(f"[yellow]{len(skipped)} of {len(files):,} files could not be read and were skipped[/]")
         raise typer.Exit(1)
