@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import sys
 
-from rich.markup import escape
-
 from stylecls.cli import train, results, predict, export, models, data  # noqa: F401, I001  (each registers its commands; this is their order in --help)
 from stylecls.cli.app import app, err_console
 from stylecls.errors import StyleclsError
@@ -25,6 +23,8 @@ def main() -> None:
     try:
         app()
     except StyleclsError as e:
+        from rich.markup import escape  # a message may hold brackets, e.g. pip install "stylecls[export]"
+
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except SystemExit as e:

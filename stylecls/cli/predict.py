@@ -59,8 +59,8 @@ def predict_cmd(
 
     Unreadable files are listed and skipped; the exit code is then 1.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from stylecls.predict import expand_paths, load_run
