@@ -45,8 +45,8 @@ RESULTS = Path(__file__).parent / "results"
 def train_throwaway(out: Path, args: argparse.Namespace) -> Path:
     cmd = [sys.executable, "-m", "stylecls", "train", "--dataset", "pacs", "--data-root", str(args.data_root),
            "--protocol", "multi-domain", "--arch", args.arch, "--block", args.block, "--img-size", str(args.img_size),
-           "--epochs", "1", "--limit-train", "32", "--limit-val", "16", "--batch-size", "16", "--workers", "0", "--out", str(out),
-           "--name", "bench", "--no-progress"]
+           "--epochs", "1", "--limit-train", "32", "--limit-val", "16", "--batch-size", "16", "--workers", "0",
+           "--out", str(out), "--name", "bench", "--no-progress"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out / "bench"
 
