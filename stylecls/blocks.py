@@ -76,10 +76,11 @@ def _moments(x: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor | None]:
     |mean| >> std, so those rows (offset inputs, dead channels: Σx² > 64·n·(var + eps)) are
     recomputed from centred values and their flat indices returned. Elsewhere the float32 error of
     σ² stays below ~3e-5 relative. Other devices have the bandwidth for the centred two-pass form
-    (and no host sync): they return ``None`` for the indices.
+    (and no host sync): they return ``None`` for the indices. So does tracing (TorchScript/ONNX
+    export), which cannot record the data-dependent fix-up.
     """
     n = x.shape[-1] * x.shape[-2]
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or torch.jit.is_tracing():
         mean = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
         var = torch.linalg.vector_norm(x - mean, dim=(2, 3), keepdim=True).square_() / max(n - 1, 1)
         return mean, var.add_(eps).sqrt_(), None

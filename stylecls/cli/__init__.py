@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from stylecls.cli import train, results, models, data, data_get  # noqa: F401, I001  (each registers its commands; this is their order in --help)
+# each module registers its commands on the app; the import order is their order in --help
+from stylecls.cli import train, results, predict, export, models, data, data_get  # noqa: F401, I001
 from stylecls.cli.app import app, err_console
 from stylecls.errors import StyleclsError
 
 __all__ = ["app", "main"]
+
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one message and exit code 2.
@@ -23,7 +25,9 @@ def main() -> None:
     try:
         app()
     except StyleclsError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # a message may hold brackets, e.g. pip install "stylecls[export]"
+
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except SystemExit as e:
         if e.code not in (0, None):

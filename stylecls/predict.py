@@ -1,0 +1,272 @@
+"""Using a trained run: ``load_run(path)`` -> model, evaluation transform, class names, predictions.
+
+``Run.predict`` streams images (files or in-memory PIL images / arrays / tensors) through a
+DataLoader with the run's own evaluation pipeline -- the decoder, resize and centre crop of
+``stylecls evaluate`` -- so a folder of 100k images runs in constant memory and gives the same
+probabilities ``evaluate`` writes to ``eval/predictions.csv``. Unreadable files are skipped and
+listed in ``frame.attrs["skipped"]``, never raised mid-stream.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from stylecls.errors import StyleclsError
+from stylecls.runfolder import RunFolder
+
+__all__ = ["TTA", "Run", "RunSettings", "expand_paths", "load_run", "run_settings"]
+
+TTA = ("flip",)
+_DECODE_ERRORS = (RuntimeError, OSError, ValueError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What prediction and export need from a run's config.json."""
+
+    name: str
+    arch: str
+    block: str
+    img_size: int
+    classes: list[str] = field(default_factory=list)
+    dataset: str = ""
+
+
+def run_settings(run: RunFolder) -> RunSettings:
+    """The one place that reads config.json for predict/export (repoint here when the config is typed)."""
+    cfg = run.config()
+    try:
+        return RunSettings(
+            name=str(cfg.get("name", run.path.name)),
+            arch=str(cfg["model"]["arch"]),
+            block=str(cfg["model"].get("block", "none")),
+            img_size=int(cfg["data"]["img_size"]),
+            classes=[str(c) for c in cfg["data"]["classes"]],
+            dataset=str(cfg["data"].get("dataset", "")),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise StyleclsError(f"{run.config_path} lacks a setting prediction needs: {e!r}") from None
+
+
+def uint8_transform(img_size: int) -> v2.Transform:
+    """Any image (PIL, HWC array, CHW tensor) -> uint8 (3, S, S): the evaluation resize + centre crop."""
+    from stylecls.data.transforms import eval_transform
+
+    return v2.Compose([v2.ToImage(), v2.RGB(), v2.ToDtype(torch.uint8, scale=True), eval_transform(img_size)])
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+def _is_image_file(path: Path) -> bool:
+    from stylecls.data.records import is_image
+
+    return is_image(path.name)
+
+
+def expand_paths(specs: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders recursively (image extensions only, sorted), globs (``**`` recursive).
+
+    A spec that matches no image is an error: a typo should not silently predict nothing.
+    """
+    out: list[Path] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_file():
+            out.append(path)
+            continue
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_image_file(p))
+        elif glob.has_magic(str(spec)):
+            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(str(spec)), recursive=True))
+            found = [p for p in matches if p.is_file() and _is_image_file(p)]
+            for folder in (p for p in matches if p.is_dir()):
+                found += sorted(p for p in folder.rglob("*") if p.is_file() and _is_image_file(p))
+        else:
+            raise StyleclsError(f"{spec} does not exist")
+        if not found:
+            raise StyleclsError(f"{spec} matches no image files")
+        out.extend(found)
+    return list(dict.fromkeys(out))  # a file named twice is predicted once
+
+
+_Sample = tuple[Optional[torch.Tensor], int, str]  # (uint8 image or None, position, why it is None)
+
+
+class _Inputs(Dataset):
+    """Paths or in-memory images -> (uint8 image or None, position, error message)."""
+
+    def __init__(self, items: Sequence[Any], img_size: int) -> None:
+        self.items = list(items)
+        self.transform = uint8_transform(img_size)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> _Sample:
+        from stylecls.data import decode
+
+        item = self.items[i]
+        if isinstance(item, (str, Path)):
+            try:
+                item = decode(str(item))
+            except _DECODE_ERRORS as e:
+                return None, i, re.sub(r"^.*?\.cpp:\d+, ", "", str(e)).strip() or type(e).__name__
+        return self.transform(item).as_subclass(torch.Tensor), i, ""
+
+
+def _collate(samples: list[_Sample]) -> tuple[torch.Tensor, list[int], list[tuple[int, str]]]:
+    kept = [(img, i) for img, i, _ in samples if img is not None]
+    failed = [(i, why) for img, i, why in samples if img is None]
+    images = torch.stack([img for img, _ in kept]) if kept else torch.empty(0, dtype=torch.uint8)
+    return images, [i for _, i in kept], failed
+
+
+def _name(item: Any) -> str | None:
+    return str(item) if isinstance(item, (str, Path)) else None
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+class Run:
+    """A trained run folder, ready to predict: ``run.model()``, ``run.transform()``, ``run.classes``."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        self.settings = run_settings(folder)
+        self._models: dict[tuple[str, str], nn.Module] = {}
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.settings.classes)
+
+    @property
+    def img_size(self) -> int:
+        return self.settings.img_size
+
+    def model(self, checkpoint: str = "best", device: str | torch.device = "cpu") -> nn.Module:
+        """The run's network with ``checkpoint``'s weights, in eval mode on ``device`` (loaded once)."""
+        from stylecls.evaluate import load_model, resolve_device
+
+        dev = resolve_device(str(device))
+        key = (checkpoint, str(dev))
+        if key not in self._models:
+            self._models[key] = load_model(self.folder, checkpoint, dev)[0]
+        return self._models[key]
+
+    def transform(self) -> v2.Transform:
+        """Image -> normalised float (3, S, S): exactly what ``stylecls evaluate`` feeds the model."""
+        from stylecls.data import IMAGENET_MEAN, IMAGENET_STD
+
+        return v2.Compose([
+            uint8_transform(self.img_size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            v2.ToPureTensor(),
+        ])
+
+    @torch.no_grad()
+    def predict(
+        self,
+        images_or_paths: Iterable[Any],
+        top_k: int = 5,
+        batch_size: int = 64,
+        tta: str | None = None,
+        checkpoint: str = "best",
+        device: str | torch.device = "cpu",
+        workers: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> pd.DataFrame:
+        """One row per readable image: ``path``, ``pred_class``, ``confidence``, ``class_1..k``, ``prob_1..k``.
+
+        Items are file paths (str / Path) or images (PIL, HWC uint8 arrays, CHW tensors); ``path`` is
+        empty for in-memory images and the index is each item's position in the input. ``top_k``
+        above the class count is clamped (with a warning). ``tta="flip"`` averages the probabilities
+        of the image and its mirror. Unreadable files are skipped: ``frame.attrs["skipped"]`` lists
+        ``{"index", "path", "reason"}`` for each. ``progress(done, total)`` follows each batch.
+        """
+        from stylecls.data import normalize
+
+        items = list(images_or_paths)
+        k = self._top_k(top_k)
+        if tta is not None and tta not in TTA:
+            raise StyleclsError(f"unknown --tta {tta!r}; choose one of: {', '.join(TTA)}")
+        model = self.model(checkpoint, device)
+        dev = next(model.parameters()).device
+        loader = DataLoader(_Inputs(items, self.img_size), batch_size=batch_size, shuffle=False,
+                            num_workers=workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
+        kept: list[int] = []
+        probs_k: list[np.ndarray] = []
+        labels_k: list[np.ndarray] = []
+        skipped: list[dict[str, Any]] = []
+        done = 0
+        for images, positions, failed in loader:
+            skipped += [{"index": i, "path": _name(items[i]), "reason": why} for i, why in failed]
+            if positions:
+                x = normalize(images.to(dev, non_blocking=True))
+                p = torch.softmax(model(x).float(), dim=1)
+                if tta == "flip":
+                    p = (p + torch.softmax(model(x.flip(-1)).float(), dim=1)) / 2
+                top = p.topk(k, dim=1)
+                probs_k.append(top.values.cpu().numpy())
+                labels_k.append(top.indices.cpu().numpy())
+                kept += positions
+            done += len(positions) + len(failed)
+            if progress is not None:
+                progress(done, len(items))
+        return self._frame(items, kept, probs_k, labels_k, k, skipped)
+
+    def _top_k(self, top_k: int) -> int:
+        if top_k < 1:
+            raise StyleclsError(f"--top-k must be at least 1, got {top_k}")
+        if top_k > len(self.classes):
+            warnings.warn(f"top-k {top_k} > {len(self.classes)} classes: showing all {len(self.classes)}", stacklevel=4)
+        return min(top_k, len(self.classes))
+
+    def _frame(
+        self, items: list[Any], kept: list[int], probs_k: list[np.ndarray], labels_k: list[np.ndarray], k: int,
+        skipped: list[dict[str, Any]],
+    ) -> pd.DataFrame:
+        probs = np.concatenate(probs_k) if probs_k else np.empty((0, k), np.float32)
+        labels = np.concatenate(labels_k) if labels_k else np.empty((0, k), np.int64)
+        names = np.asarray(self.classes, dtype=object)
+        columns: dict[str, Any] = {
+            "path": pd.Series([_name(items[i]) for i in kept], index=kept, dtype=object),  # None: in-memory
+            "pred_class": names[labels[:, 0]] if len(kept) else [],
+            "confidence": probs[:, 0],
+        }
+        for j in range(k):
+            columns[f"class_{j + 1}"] = names[labels[:, j]] if len(kept) else []
+            columns[f"prob_{j + 1}"] = probs[:, j]
+        frame = pd.DataFrame(columns, index=pd.Index(kept, name="index"))
+        frame.attrs["skipped"] = skipped
+        return frame
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"Run({str(self.path)!r}: {s.arch} + {s.block}, {len(s.classes)} classes, {s.img_size} px)"
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run folder made by ``stylecls train`` (raises :class:`StyleclsError` if it is not one)."""
+    return Run(RunFolder(path))
