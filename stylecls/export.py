@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stylecls.data.pixels import Pixels
 from stylecls.errors import StyleclsError, unknown_name
 from stylecls.predict import Run, load_run, uint8_transform
 
@@ -186,7 +187,8 @@ def check_inputs_of(run: Run, img_size: int, count: int = CHECK_IMAGES) -> tuple
         return torch.randn(count, 3, img_size, img_size, generator=generator), f"{count} random inputs"
     rows = rows.sort_values("part", key=lambda p: p != "test", kind="stable")  # test images first
     picked = rows.groupby("label", sort=False).head(1).head(count)
-    transform = uint8_transform(img_size)
+    pixels = run.settings.pixels if img_size == run.img_size else Pixels(img_size, run.settings.pixels.pre_resize)
+    transform = uint8_transform(pixels)
     images = torch.stack([transform(decode(p)).as_subclass(torch.Tensor) for p in picked["path"]])
     return normalize(images), f"{len(images)} real images"
 

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from stylecls.data.pixels import Pixels
 from stylecls.errors import StyleclsError
 from stylecls.runfolder import RunFolder
 
@@ -43,31 +44,32 @@ class RunSettings:
     arch: str
     block: str
     img_size: int
+    pixels: Pixels
     classes: list[str] = field(default_factory=list)
     dataset: str = ""
 
 
 def run_settings(run: RunFolder) -> RunSettings:
-    """The one place that reads config.json for predict/export (repoint here when the config is typed)."""
-    cfg = run.config()
-    try:
-        return RunSettings(
-            name=str(cfg.get("name", run.path.name)),
-            arch=str(cfg["model"]["arch"]),
-            block=str(cfg["model"].get("block", "none")),
-            img_size=int(cfg["data"]["img_size"]),
-            classes=[str(c) for c in cfg["data"]["classes"]],
-            dataset=str(cfg["data"].get("dataset", "")),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise StyleclsError(f"{run.config_path} lacks a setting prediction needs: {e!r}") from None
+    """What prediction and export need, from the run's typed record."""
+    from stylecls.evaluate import run_pixels
+
+    record = run.record()
+    pixels = run_pixels(run)
+    return RunSettings(name=record.name or run.path.name, arch=str(record.spec.arch), block=record.spec.block,
+                       img_size=pixels.img_size, pixels=pixels, classes=list(record.data.classes),
+                       dataset=record.spec.dataset)
 
 
-def uint8_transform(img_size: int) -> v2.Transform:
-    """Any image (PIL, HWC array, CHW tensor) -> uint8 (3, S, S): the evaluation resize + centre crop."""
+def uint8_transform(pixels: Pixels) -> v2.Transform:
+    """Any image (PIL, HWC array, CHW tensor) -> uint8 (3, S, S): the run's pre-resize, then the
+    evaluation resize + centre crop (the pixels ``stylecls evaluate`` sees for a file)."""
+    from stylecls.data.decode import pre_resize
     from stylecls.data.transforms import eval_transform
 
-    return v2.Compose([v2.ToImage(), v2.RGB(), v2.ToDtype(torch.uint8, scale=True), eval_transform(img_size)])
+    return v2.Compose([
+        v2.ToImage(), v2.RGB(), v2.ToDtype(torch.uint8, scale=True), v2.ToPureTensor(),
+        v2.Lambda(lambda image: pre_resize(image, pixels)), eval_transform(pixels),
+    ])
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -111,22 +113,27 @@ _Sample = tuple[Optional[torch.Tensor], int, str]  # (uint8 image or None, posit
 class _Inputs(Dataset):
     """Paths or in-memory images -> (uint8 image or None, position, error message)."""
 
-    def __init__(self, items: Sequence[Any], img_size: int) -> None:
+    def __init__(self, items: Sequence[Any], pixels: Pixels) -> None:
+        from stylecls.data.transforms import eval_transform
+
         self.items = list(items)
-        self.transform = uint8_transform(img_size)
+        self.pixels = pixels
+        self.transform = uint8_transform(pixels)  # in-memory images
+        self.crop = eval_transform(pixels)  # files: decoded and pre-resized by the one shared function
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> _Sample:
-        from stylecls.data import decode
+        from stylecls.data.decode import decode_pixels
 
         item = self.items[i]
         if isinstance(item, (str, Path)):
             try:
-                item = decode(str(item))
+                image = decode_pixels(str(item), self.pixels)
             except _DECODE_ERRORS as e:
                 return None, i, re.sub(r"^.*?\.cpp:\d+, ", "", str(e)).strip() or type(e).__name__
+            return self.crop(image).as_subclass(torch.Tensor), i, ""
         return self.transform(item).as_subclass(torch.Tensor), i, ""
 
 
@@ -166,9 +173,10 @@ class Run:
 
     def model(self, checkpoint: str = "best", device: str | torch.device = "cpu") -> nn.Module:
         """The run's network with ``checkpoint``'s weights, in eval mode on ``device`` (loaded once)."""
-        from stylecls.evaluate import load_model, resolve_device
+        from stylecls.device import select_device
+        from stylecls.evaluate import load_model
 
-        dev = resolve_device(str(device))
+        dev = select_device(str(device))
         key = (checkpoint, str(dev))
         if key not in self._models:
             self._models[key] = load_model(self.folder, checkpoint, dev)[0]
@@ -179,7 +187,7 @@ class Run:
         from stylecls.data import IMAGENET_MEAN, IMAGENET_STD
 
         return v2.Compose([
-            uint8_transform(self.img_size),
+            uint8_transform(self.settings.pixels),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
             v2.ToPureTensor(),
@@ -213,7 +221,7 @@ class Run:
             raise StyleclsError(f"unknown --tta {tta!r}; choose one of: {', '.join(TTA)}")
         model = self.model(checkpoint, device)
         dev = next(model.parameters()).device
-        loader = DataLoader(_Inputs(items, self.img_size), batch_size=batch_size, shuffle=False,
+        loader = DataLoader(_Inputs(items, self.settings.pixels), batch_size=batch_size, shuffle=False,
                             num_workers=workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
         kept: list[int] = []
         probs_k: list[np.ndarray] = []
