@@ -24,6 +24,13 @@ def figure(width: float, height: float, dpi: int = 100) -> Figure:
 
 
 def plot_confusion(confusion: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """:func:`confusion_figure` written to ``path`` (PNG)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    confusion_figure(confusion, title).savefig(path)
+    return path
+
+
+def confusion_figure(confusion: pd.DataFrame, title: str = "") -> Figure:
     """Row-normalised confusion heatmap with class names on both axes.
 
     Figure and fonts scale with the class count so 47 (DTD) and 65 (Office-Home) classes stay legible.
@@ -48,9 +55,7 @@ def plot_confusion(confusion: pd.DataFrame, path: Path, title: str = "") -> Path
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="fraction of the true class")
     if title:
         ax.set_title(title, fontsize=max(font + 1, 9))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return fig
 
 
 def plot_mistakes(predictions: pd.DataFrame, pixels: Any, path: Path, count: int = 16) -> Path | None:

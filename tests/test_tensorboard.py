@@ -71,3 +71,29 @@ def test_a_clear_message_without_tensorboard(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(StyleclsError, match=r'pip install "stylecls\[tensorboard\]"'):
         TensorBoardLogger(tmp_path)
     assert not (tmp_path / "tb").exists()
+
+
+def test_training_with_tensorboard_writes_scalars_histograms_and_the_confusion_matrix(
+    demo_env: Path, tmp_path: Path
+) -> None:
+    """`stylecls train --tensorboard`: the loop's own calls, read back with tensorboard's EventAccumulator."""
+    import torch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from stylecls.spec import RunSpec, RuntimeOptions
+    from stylecls.train import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = train(RunSpec(block="srm", img_size=16, epochs=2, batch_size=32, limit_train=64, limit_val=32,
+                            warmup_epochs=0),
+                    RuntimeOptions(workers=0, progress=False, tensorboard=True, out=str(tmp_path), name="tb"))
+    finally:
+        torch.set_num_threads(threads)
+    events = EventAccumulator(str(run / "tb"), size_guidance={"images": 0, "histograms": 0}).Reload()
+    tags = events.Tags()
+    assert {"loss/train", "loss/val", "acc/val", "lr"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("acc/val")] == [1, 2]
+    assert any(t.startswith("style_weights/") for t in tags["histograms"])
+    assert "confusion/val" in tags["images"]

@@ -242,8 +242,11 @@ def train_epoch(t: Trainer, epoch: int, stop: StopFlag, show_progress: bool) -> 
 
 
 @torch.inference_mode()
-def evaluate_part(t: Trainer, dataset: Any, what: str) -> dict[str, float]:
-    """Plain cross-entropy and accuracy on a part, each rank a disjoint shard (exact when reduced)."""
+def evaluate_part(t: Trainer, dataset: Any, what: str, collect: list[torch.Tensor] | None = None) -> dict[str, float]:
+    """Plain cross-entropy and accuracy on a part, each rank a disjoint shard (exact when reduced).
+
+    ``collect`` receives this rank's (labels, predictions) batches (the end-of-run confusion matrix).
+    """
     from stylecls.data import make_loader
 
     indices = list(range(t.ddp.rank, len(dataset), t.ddp.world_size))
@@ -262,6 +265,8 @@ def evaluate_part(t: Trainer, dataset: Any, what: str) -> dict[str, float]:
         with t.autocast():
             logits = net(t.inputs(batch.images)).float()
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").double()
+        if collect is not None:
+            collect.append(torch.stack([y, logits.argmax(1)]).cpu())
         correct += (logits.argmax(1) == y).sum()
         seen += y.numel()
     total_loss, total_correct, total_seen, total_skipped = t.reduce(loss_sum, correct, seen, float(skipped))
@@ -269,6 +274,22 @@ def evaluate_part(t: Trainer, dataset: Any, what: str) -> dict[str, float]:
         raise StyleclsError(f"no {what} image could be read (see --skip-bad)")
     return {f"{what}_loss": total_loss / total_seen, f"{what}_acc": total_correct / total_seen,
             "skipped": int(total_skipped)}
+
+
+def log_confusion(t: Trainer, loggers: list[Any]) -> None:
+    """The validation confusion matrix of the final weights, as a figure for the loggers (rank 0's shard
+    is the whole part outside torchrun)."""
+    if not loggers:
+        return
+    from stylecls.evaluate.metrics import confusion_table
+    from stylecls.plotting import confusion_figure
+
+    batches: list[torch.Tensor] = []
+    evaluate_part(t, t.val_set, "val", collect=batches)
+    pairs = torch.cat(batches, dim=1).numpy()
+    figure = confusion_figure(confusion_table(pairs[0], pairs[1], t.data.classes), f"validation, epoch {t.epoch}")
+    for logger in loggers:
+        logger.log_figure("confusion/val", figure, t.epoch)
 
 
 def nonfinite_message(t: Trainer, epoch: int, step: int, value: float) -> str:

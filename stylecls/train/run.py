@@ -19,7 +19,7 @@ from stylecls.errors import StyleclsError
 from stylecls.runfolder import DONE, DataSummary, RunFolder, RunRecord, now
 from stylecls.spec import RunSpec, RuntimeOptions
 from stylecls.train.data import RunData, load_data, recorded_data
-from stylecls.train.loop import Trainer, fit
+from stylecls.train.loop import Trainer, fit, log_confusion
 from stylecls.train.reporting import console, print_settings
 from stylecls.train.runtime import (
     Dist,
@@ -149,13 +149,12 @@ def _resume(folder: RunFolder, runtime: RuntimeOptions, ddp: Dist) -> Path:
 
 
 def _loggers(trainer: Trainer, runtime: RuntimeOptions) -> list[Any]:
-    """TensorBoard when asked for (``--tensorboard`` or ``$STYLECLS_TENSORBOARD=1``); metrics.csv is the source of truth."""
+    """TensorBoard when asked for (``--tensorboard``, or ``$STYLECLS_TENSORBOARD=1``); metrics.csv stays
+    the source of truth."""
     if not trainer.ddp.main:
         return []
-    try:
-        from stylecls.tensorboard import TensorBoardLogger, tensorboard_default
-    except ImportError:
-        return []
+    from stylecls.tensorboard import TensorBoardLogger, tensorboard_default
+
     wanted = runtime.tensorboard if runtime.tensorboard is not None else tensorboard_default()
     return [TensorBoardLogger(trainer.folder.path)] if wanted else []
 
@@ -173,6 +172,7 @@ def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
     try:
         with stop.installed():
             fit(trainer, stop, show, loggers)
+            log_confusion(trainer, loggers)
     except (KeyboardInterrupt, Preempted) as e:
         if ddp.main:
             why = "Ctrl-C" if isinstance(e, KeyboardInterrupt) else str(e)
