@@ -58,3 +58,21 @@ def test_run_folder_errors_say_what_is_wrong(tmp_path: Path) -> None:
     assert run.config() == {"name": "x"} and run.load_checkpoint("best") == {"epoch": 0}
     with pytest.raises(StyleclsError, match="unknown checkpoint 'final'"):
         run.checkpoint_path("final")
+
+
+def test_split_rows_keep_symlinked_images_under_the_root(tmp_path: Path) -> None:
+    """A symlinked image is stored relative to the data root, so a moved root (``--data-root``) still finds it."""
+    import pandas as pd
+
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(b"png")
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "linked.png").symlink_to(elsewhere)
+    (root / "a" / "plain.png").write_bytes(b"png")
+    frame = pd.DataFrame({"path": [str(root / "a" / "linked.png"), str(root / "a" / "plain.png")], "label": [0, 0],
+                          "class_name": ["a", "a"], "domain": ["", ""], "split": ["train"] * 2, "part": ["train"] * 2})
+    run = RunFolder(tmp_path / "run", must_exist=False)
+    run.path.mkdir()
+    run.write_rows(frame, root)
+    assert pd.read_csv(run.split_path)["path"].tolist() == ["a/linked.png", "a/plain.png"]
