@@ -18,9 +18,7 @@ from stylecls.compare import collect_runs, find_runs
 from stylecls.errors import StyleclsError
 from stylecls.report import write_report
 from stylecls.report.pairing import check_comparable, pair_runs
-from stylecls.report.stats import (
-    bootstrap_ci, paired_stats, paired_test, t_interval, verdict,
-)  # fmt: skip
+from stylecls.report.stats import bootstrap_ci, paired_stats, paired_test, t_interval, verdict
 from tests.fake_run import CLASSES, write_result
 
 A = np.array([0.62, 0.55, 0.71, 0.60, 0.66, 0.58, 0.69, 0.64])
@@ -126,8 +124,9 @@ def test_pairing_matches_on_seed_and_domain_exactly_and_lists_unmatched(tmp_path
     result_run(tmp_path, "se", 2, 0.5, "sketch")  # no srm seed 2
     frame = collect_runs(find_runs([tmp_path]))
     p = pair_runs(frame, "srm", "se")
-    assert list(zip(p.pairs["seed"], p.pairs["test_domain"])) == [("0", "sketch"), ("1", "sketch")]
-    assert all(Path(ra).name.replace("srm", "se") == Path(rb).name for ra, rb in zip(p.pairs["run_a"], p.pairs["run_b"]))
+    assert list(zip(p.pairs["seed"], p.pairs["test_domain"], strict=True)) == [("0", "sketch"), ("1", "sketch")]
+    pairs = zip(p.pairs["run_a"], p.pairs["run_b"], strict=True)
+    assert all(Path(ra).name.replace("srm", "se") == Path(rb).name for ra, rb in pairs)
     assert p.pairs["top1_a"].tolist() == [0.5, 0.6] and p.pairs["top1_b"].tolist() == [0.4, 0.5]
     assert sorted(Path(r).name for r in p.unmatched["run"]) == ["se-s2-sketch", "srm-s0-photo"]
 
@@ -214,7 +213,7 @@ def test_cli_report_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-@pytest.mark.skipif(not any(shutil.which(b) for b in BROWSERS), reason="no headless browser (chromium/chrome) installed")
+@pytest.mark.skipif(not any(map(shutil.which, BROWSERS)), reason="no headless browser (chromium/chrome) installed")
 def test_report_opens_in_a_headless_browser(tmp_path: Path) -> None:
     files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"))], tmp_path / "report.html")
     browser = next(shutil.which(b) for b in BROWSERS if shutil.which(b))

@@ -95,7 +95,7 @@ def paired_table(stats: list[PairedStats], ci: CiMethod) -> pd.DataFrame:
           "mean difference": "" if math.isnan(s.mean) else f"{100 * s.mean:+.1f}",
           f"95 % CI ({names[ci]}, shown)": interval(s, ci), f"95 % CI ({names[other]})": interval(s, other),
           "sd of differences": "" if math.isnan(s.std) else f"{100 * s.std:.1f}",
-          f"{display_name(s.a)} wins": "" if math.isnan(s.wins) else f"{100 * s.wins:.0f} %",
+          "first wins (a > b)": "" if math.isnan(s.wins) else f"{100 * s.wins:.0f} %",
           "test": s.test, "p": "" if math.isnan(s.p_value) else f"{s.p_value:.3g}"}
          for s in stats]
     )

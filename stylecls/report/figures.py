@@ -11,14 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from stylecls.plotting import figure
 from stylecls.report.pairing import Pairing, axis_values
 from stylecls.report.runs import confusion, epoch_metrics, per_class_accuracy
-from stylecls.report.stats import CI_NAMES, CiMethod, PairedStats, display_name
+from stylecls.report.stats import CiMethod, PairedStats, display_name
 
 __all__ = ["accuracy_by_part", "confusion_difference", "paired_differences", "per_class_difference", "training_curves"]
 
+SHORT_CI = {"bootstrap": "bootstrap over pairs", "t": "t-interval"}
 CURVES = (("train_loss", "val_loss", "loss"), ("train_acc", "val_acc", "accuracy (%)"))
 
 
@@ -29,6 +31,10 @@ def _where(frame: pd.DataFrame) -> tuple[str, pd.Series]:
     if frame["split"].notna().any():
         return "split", frame["split"].fillna("").astype(str)
     return "", pd.Series("all runs", index=frame.index)
+
+
+def _run_pairs(pairing: Pairing) -> list[tuple[str, str]]:
+    return list(zip(pairing.pairs["run_a"], pairing.pairs["run_b"], strict=True))
 
 
 def _save(fig: object, data: pd.DataFrame, path: Path) -> Path:
@@ -75,7 +81,7 @@ def paired_differences(pairings: Sequence[Pairing], stats: Sequence[PairedStats]
                        measure: str = "top1", method: CiMethod = "bootstrap") -> Path:
     """One row per comparison: each pair's difference a − b as a point, the mean and its 95 % interval."""
     rows = []
-    for p, s in zip(pairings, stats):
+    for p, s in zip(pairings, stats, strict=True):
         low, high = s.ci(method)
         for r in p.pairs.itertuples():
             rows.append({"comparison": f"{display_name(p.a)} − {display_name(p.b)}", "run_a": r.run_a,
@@ -86,7 +92,7 @@ def paired_differences(pairings: Sequence[Pairing], stats: Sequence[PairedStats]
                                        "mean", "ci_low", "ci_high", "ci"])
     fig = figure(6.0, 1.0 + 0.8 * max(len(stats), 1))
     ax = fig.add_subplot()
-    for i, (p, s) in enumerate(zip(pairings, stats)):
+    for i, (p, s) in enumerate(zip(pairings, stats, strict=True)):
         d = 100 * (p.pairs[f"{measure}_a"] - p.pairs[f"{measure}_b"]).to_numpy(dtype=float)
         y = len(stats) - 1 - i
         ax.scatter(d, y + np.linspace(-0.18, 0.18, len(d)) if len(d) > 1 else [y] * len(d), s=14, color="C0",
@@ -100,7 +106,7 @@ def paired_differences(pairings: Sequence[Pairing], stats: Sequence[PairedStats]
     ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(stats)), [f"{display_name(s.a)} − {display_name(s.b)} (n={s.n})" for s in stats][::-1])
     ax.set_xlabel("difference in accuracy (points)")
-    ax.set_title(f"points: pairs; black: mean and 95 % CI ({CI_NAMES[method]})", fontsize=8)
+    ax.set_title(f"points: pairs; black: mean and 95 % CI ({SHORT_CI[method]})", fontsize=9)
     return _save(fig, data, path)
 
 
@@ -115,15 +121,16 @@ def training_curves(frame: pd.DataFrame, path: Path, by: str = "block") -> Path:
     data = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["run", by, "epoch"])
     fig = figure(10, 3.6)
     axes = fig.subplots(1, 2)
-    for ax, (train, val, name) in zip(axes, CURVES):
+    for ax, (train, val, name) in zip(axes, CURVES, strict=True):
         scale = 100 if "acc" in train else 1
-        for run, m in data.groupby("run", sort=True):
+        for _run, m in data.groupby("run", sort=True):
             colour = f"C{values.index(m[by].iloc[0])}"
             for column, style in ((train, ":"), (val, "-")):
                 if column in m:
                     ax.plot(m["epoch"], scale * m[column], style, color=colour, alpha=0.7, marker=".")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, value in enumerate(values):
         axes[1].plot([], [], color=f"C{i}", label=display_name(value))
     axes[1].plot([], [], ":", color="k", label="train")
@@ -136,7 +143,7 @@ def training_curves(frame: pd.DataFrame, path: Path, by: str = "block") -> Path:
 def per_class_difference(pairing: Pairing, path: Path) -> Path:
     """Per class, the accuracy of ``a`` minus ``b`` averaged over the pairs, sorted (``eval/per_class.csv``)."""
     diffs = pd.concat([per_class_accuracy(ra) - per_class_accuracy(rb)
-                       for ra, rb in zip(pairing.pairs["run_a"], pairing.pairs["run_b"])], axis=1)
+                       for ra, rb in _run_pairs(pairing)], axis=1)
     data = pd.DataFrame({"class_name": diffs.index, "difference": 100 * diffs.mean(axis=1).to_numpy(),
                          "pairs": diffs.notna().sum(axis=1).to_numpy()}).sort_values("difference")
     fig = figure(6.0, 1.0 + 0.22 * len(data))
@@ -151,8 +158,8 @@ def per_class_difference(pairing: Pairing, path: Path) -> Path:
 
 
 def confusion_difference(pairing: Pairing, path: Path) -> Path:
-    """Row-normalised confusion matrix of ``a`` minus that of ``b``, averaged over the pairs (``eval/confusion.csv``)."""
-    mats = [confusion(ra) - confusion(rb) for ra, rb in zip(pairing.pairs["run_a"], pairing.pairs["run_b"])]
+    """Row-normalised confusion of ``a`` minus that of ``b``, averaged over the pairs (``eval/confusion.csv``)."""
+    mats = [confusion(ra) - confusion(rb) for ra, rb in _run_pairs(pairing)]
     diff = 100 * sum(mats[1:], mats[0]) / len(mats)
     k = len(diff)
     fig = figure(max(4.5, 0.35 * k + 2), max(4.0, 0.35 * k + 1.5))

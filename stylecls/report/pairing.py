@@ -16,7 +16,9 @@ import pandas as pd
 from stylecls.compare import BY, GROUP, check_settings
 from stylecls.errors import StyleclsError, unknown_name
 
-__all__ = ["AXIS_ORDER", "PAIR_KEYS", "Pairing", "axis_values", "check_comparable", "groups", "pair_runs", "value_pairs"]
+__all__ = [
+    "AXIS_ORDER", "PAIR_KEYS", "Pairing", "axis_values", "check_comparable", "groups", "pair_runs", "value_pairs",
+]  # fmt: skip
 
 #: What identifies a run's partner (besides the group): the same seed, DTD split and held-out domain.
 PAIR_KEYS = ("seed", "split", "test_domain")
@@ -48,7 +50,7 @@ def group_keys(by: str) -> list[str]:
 def groups(frame: pd.DataFrame, by: str = "block") -> list[tuple[dict[str, str], pd.DataFrame]]:
     """The comparison groups of ``frame`` (one per dataset/protocol/arch), each with its header values."""
     keys = group_keys(by)
-    return [(dict(zip(keys, key)), g) for key, g in frame.groupby(keys, sort=True, dropna=False)]
+    return [(dict(zip(keys, key, strict=True)), g) for key, g in frame.groupby(keys, sort=True, dropna=False)]
 
 
 def axis_values(frame: pd.DataFrame, by: str = "block") -> list[str]:

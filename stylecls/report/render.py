@@ -47,7 +47,7 @@ figure { margin: 1em 0 2em; } img { max-width: 100%; } figcaption { font-size: 0
 def verdict_paragraph(report: Report, index: int = 0) -> str:
     """The plain-language verdict of one group: its sentences, and what the intervals and tests are."""
     g = report.groups[index]
-    return (" ".join(g.verdicts) + f" Intervals are 95 % ({CI_NAMES[report.ci]}) over pairs of runs matched on "
+    return (" ".join(g.verdicts) + f" Intervals: 95 %, {CI_NAMES[report.ci]}, over pairs of runs matched on "
             "seed, split and held-out domain; \"significant\" needs the interval to exclude 0 and the paired test "
             "to give p < 0.05. Accuracies are of the checkpoint chosen on training-domain validation.")
 
