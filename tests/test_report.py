@@ -220,3 +220,26 @@ def test_report_opens_in_a_headless_browser(tmp_path: Path) -> None:
     dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom",
                           files.html.as_uri()], capture_output=True, text=True, timeout=60).stdout
     assert dom.count("<img") == len(files.report.groups[0].figures) and "SRM − SE" in dom
+
+
+@pytest.mark.slow
+def test_report_on_tiny_trained_runs_through_the_cli(tmp_path: Path, demo_env: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train, evaluate and report two tiny demo runs (none, srm; same seed) with the commands a user types."""
+    from stylecls.cli import main
+
+    def cli(*args: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["stylecls", *args])
+        main()
+
+    for block in ("none", "srm"):
+        cli("train", "--block", block, "--epochs", "1", "--img-size", "32", "--batch-size", "16", "--limit-train",
+            "32", "--limit-val", "16", "--workers", "0", "--device", "cpu", "--no-progress", "--out",
+            str(tmp_path / "runs"), "--name", f"tiny-{block}")
+        cli("evaluate", str(tmp_path / "runs" / f"tiny-{block}"), "--workers", "0", "--device", "cpu")
+    cli("report", str(tmp_path / "runs"), "--out", str(tmp_path / "report.html"))
+    parser = _Images()
+    parser.feed((tmp_path / "report.html").read_text())
+    assert len(parser.srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in parser.srcs)
+    assert "SRM − none" in (tmp_path / "report.md").read_text()
+    assert "1 pair: too few pairs" in (tmp_path / "report.md").read_text()
