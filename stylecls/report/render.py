@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+from markupsafe import escape
 
 from stylecls.report.build import Report
 from stylecls.report.stats import CI_NAMES
@@ -76,7 +77,7 @@ def render_html(report: Report) -> str:
     for i, g in enumerate(report.groups):
         tables = [
             (caption, table.to_html(index=False, na_rep="", border=0, escape=True)
-             .replace("<thead>", f"<caption>{jinja2.utils.markupsafe.escape(caption)}</caption><thead>", 1))
+             .replace("<thead>", f"<caption>{escape(caption)}</caption><thead>", 1))
             for caption, table in g.tables.values()
         ]
         figs = [(caption, png.stem, base64.b64encode(png.read_bytes()).decode("ascii")) for caption, png in g.figures]
