@@ -36,7 +36,11 @@ def result_run(root: Path, block: str, seed: int, top1: float, test_domain: str 
                  "split": None, "img_size": 16, "classes": CLASSES, "options": {}},
         "train": {"epochs": 2, "lr": lr, "batch_size": 4, "workers": 0, "device": "cpu"},
     }
-    write_result(run, config, {"top1": top1, "top5": 1.0, "epoch": 2})
+    write_result(run, config, {"top1": top1, "top5": 1.0, "epoch": 2, "part": "test"})
+    if test_domain is None:  # a multi-domain run: accuracy per domain of the test part (and of val, not reported)
+        pd.DataFrame({"part": ["test", "test", "val"], "domain": ["photo", "sketch", "photo"], "held_out": False,
+                      "count": 6, "accuracy": [top1 + 0.1, top1 - 0.1, 0.99]}).to_csv(
+            run / "eval" / "per_domain.csv", index=False)
     rng = np.random.default_rng(seed + 17 * len(block))
     acc = rng.uniform(0.2, 0.9, len(CLASSES))
     pd.DataFrame({"class_name": CLASSES, "accuracy": acc, "precision": acc, "f1": acc, "support": 4}).to_csv(
@@ -185,6 +189,15 @@ def test_oracle_is_reported_beside_the_selected_accuracy(tmp_path: Path) -> None
     assert "oracle" in g.tables and "paired_oracle" in g.tables
     assert g.runs["oracle_top1"].tolist() == [0.8] * len(g.runs)
     assert "80.0 ± 0.0 (n=4)" in g.tables["oracle"][1]["all runs"].tolist()
+
+
+def test_multi_domain_runs_are_shown_per_domain_of_the_test_part(tmp_path: Path) -> None:
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), domains=(None,))], tmp_path / "r.html")
+    table = files.report.groups[0].tables["accuracy"][1]
+    assert list(table.columns) == ["block", "photo", "sketch", "all runs"]
+    assert table.iloc[0].tolist() == ["srm", "55.5 ± 0.7 (n=2)", "35.5 ± 0.7 (n=2)", "45.5 ± 0.7 (n=2)"]
+    data = pd.read_csv(files.report.groups[0].figures[0][1].with_suffix(".csv"))
+    assert len(data) == 8 and set(data["where"]) == {"photo", "sketch"}
 
 
 def test_cli_report_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

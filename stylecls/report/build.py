@@ -22,7 +22,7 @@ import pandas as pd
 from stylecls.compare import BY, collect_runs, find_runs
 from stylecls.report import figures
 from stylecls.report.pairing import Pairing, axis_values, check_comparable, groups, pair_runs, value_pairs
-from stylecls.report.runs import ORACLE_COLUMN, oracle_accuracy, run_versions
+from stylecls.report.runs import ORACLE_COLUMN, domain_accuracy, oracle_accuracy, run_versions
 from stylecls.report.stats import CI_NAMES, CiMethod, PairedStats, display_name, mean_std, paired_stats, verdict
 
 __all__ = ["GroupReport", "Report", "analyse"]
@@ -66,17 +66,36 @@ def _cell(values: Iterable[float]) -> str:
     return f"{100 * mean:.1f}" + ("" if math.isnan(std) else f" ± {100 * std:.1f}") + f" (n={n})"
 
 
+def placed(runs: pd.DataFrame, by: str, measure: str) -> tuple[str, pd.DataFrame]:
+    """Where each accuracy was measured: (axis label, long frame ``run``/``by``/``where``/``accuracy``).
+
+    Leave-one-domain-out runs by held-out domain, DTD runs by split, multi-domain runs (selected accuracy) by the
+    domains of their evaluated part (``eval/per_domain.csv``), anything else as one place, "all runs".
+    """
+    base = pd.DataFrame({"run": runs["run"], by: runs[by].astype(str), "accuracy": runs[measure].astype(float)})
+    for column, label in (("test_domain", "held-out domain"), ("split", "split")):
+        if runs[column].notna().any():
+            return label, base.assign(where=runs[column].fillna("").astype(str))
+    if measure == SELECTED:
+        per_domain = [domain_accuracy(r) for r in runs["run"]]
+        if all(len(d) > 1 for d in per_domain):
+            rows = [{"run": r, by: str(v), "where": dom, "accuracy": acc}
+                    for r, v, d in zip(runs["run"], runs[by], per_domain, strict=True) for dom, acc in d.items()]
+            return "domain (evaluated part)", pd.DataFrame(rows)
+    return "", base.assign(where="all runs")
+
+
 def accuracy_table(runs: pd.DataFrame, by: str, measure: str) -> pd.DataFrame:
-    """Rows: axis values; columns: each held-out domain / split (when there are several) and all runs."""
-    place = runs["test_domain"] if runs["test_domain"].notna().any() else runs["split"]
-    places = sorted(place.dropna().astype(str).unique()) if place.notna().any() else []
+    """Rows: axis values; columns: each place of :func:`placed` (when there are several), then all runs."""
+    _, long = placed(runs, by, measure)
+    places = sorted(long["where"].unique())
     rows = []
     for value in axis_values(runs, by):
-        mine = runs[runs[by].astype(str) == value]
         row = {by: value}
         if len(places) > 1:
-            row.update({p: _cell(mine.loc[place.loc[mine.index].astype(str) == p, measure]) for p in places})
-        row["all runs"] = _cell(mine[measure])
+            mine = long[long[by] == value]
+            row.update({p: _cell(mine.loc[mine["where"] == p, "accuracy"]) for p in places})
+        row["all runs"] = _cell(runs.loc[runs[by].astype(str) == value, measure])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -136,7 +155,7 @@ def _group(head: dict[str, str], runs: pd.DataFrame, by: str, ci: CiMethod, fig_
     g = GroupReport(title, runs, pairings, selected, oracle)
     n_runs = f"{len(runs)} runs"
     g.tables["accuracy"] = (
-        f"Held-out accuracy (%) of the checkpoint selected by training-domain validation (best.pt, "
+        f"Test / held-out-domain accuracy (%) of the checkpoint selected by training-domain validation (best.pt, "
         f"eval/metrics.json), mean ± std per cell over {n_runs} in all. {PLUS_MINUS}",
         accuracy_table(runs, by, SELECTED),
     )
@@ -176,8 +195,8 @@ def _group(head: dict[str, str], runs: pd.DataFrame, by: str, ci: CiMethod, fig_
 def _figures(g: GroupReport, by: str, ci: CiMethod, out: Path) -> list[tuple[str, Path]]:
     runs = g.runs
     made = [
-        ("Held-out accuracy per block: mean ± sample std over runs (bars), each run a point.",
-         figures.accuracy_by_part(runs, out / "accuracy", by, SELECTED)),
+        ("Test / held-out-domain accuracy per block: mean ± sample std over runs (bars), each run a point.",
+         figures.accuracy_by_part(*placed(runs, by, SELECTED), out / "accuracy", by)),
         ("Paired differences: one point per pair, the mean and its 95 % interval.",
          figures.paired_differences(g.pairings, g.selected, out / "paired_differences", SELECTED, ci)),
         ("Training curves of every run (metrics.csv).", figures.training_curves(runs, out / "training_curves", by)),

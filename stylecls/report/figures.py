@@ -24,15 +24,6 @@ SHORT_CI = {"bootstrap": "bootstrap over pairs", "t": "t-interval"}
 CURVES = (("train_loss", "val_loss", "loss"), ("train_acc", "val_acc", "accuracy (%)"))
 
 
-def _where(frame: pd.DataFrame) -> tuple[str, pd.Series]:
-    """What the x axis shows: the held-out domain, else the DTD split, else one column for all runs."""
-    if frame["test_domain"].notna().any():
-        return "held-out domain", frame["test_domain"].fillna("").astype(str)
-    if frame["split"].notna().any():
-        return "split", frame["split"].fillna("").astype(str)
-    return "", pd.Series("all runs", index=frame.index)
-
-
 def _run_pairs(pairing: Pairing) -> list[tuple[str, str]]:
     return list(zip(pairing.pairs["run_a"], pairing.pairs["run_b"], strict=True))
 
@@ -45,13 +36,13 @@ def _save(fig: object, data: pd.DataFrame, path: Path) -> Path:
     return path.with_suffix(".png")
 
 
-def accuracy_by_part(frame: pd.DataFrame, path: Path, by: str = "block", measure: str = "top1",
-                     label: str = "held-out accuracy (%)") -> Path:
-    """Per held-out domain (or DTD split): mean ± sample std per axis value as error bars, each run a point."""
-    xlabel, where = _where(frame)
-    data = pd.DataFrame({"run": frame["run"], by: frame[by].astype(str), "where": where,
-                         measure: 100 * frame[measure].astype(float)})
-    places, values = sorted(data["where"].unique()), axis_values(frame, by)
+def accuracy_by_part(xlabel: str, data: pd.DataFrame, path: Path, by: str = "block",
+                     label: str = "top-1 accuracy (%)") -> Path:
+    """Accuracy per place (held-out domain, split or domain; ``data``: run, ``by``, where, accuracy as fractions):
+    mean ± sample std per axis value as error bars, each run a point."""
+    data = data.assign(accuracy=100 * data["accuracy"])
+    measure = "accuracy"
+    places, values = sorted(data["where"].unique()), axis_values(data, by)
     fig = figure(max(4.5, 1.2 * len(places) * len(values) / 2 + 2), 3.6)
     ax = fig.add_subplot()
     width = 0.8 / len(values)

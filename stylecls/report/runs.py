@@ -18,8 +18,8 @@ import pandas as pd
 from stylecls.runfolder import RunFolder
 
 __all__ = [
-    "ORACLE_COLUMN", "confusion", "epoch_metrics", "oracle_accuracy", "per_class_accuracy", "run_config",
-    "run_versions",
+    "ORACLE_COLUMN", "confusion", "domain_accuracy", "epoch_metrics", "oracle_accuracy", "per_class_accuracy",
+    "run_config", "run_versions",
 ]  # fmt: skip
 
 #: The per-epoch held-out accuracy column of metrics.csv (written by ``stylecls train --eval-test-every N``).
@@ -54,6 +54,18 @@ def oracle_accuracy(run: str | Path) -> float:
         return float("nan")
     values = pd.to_numeric(m[ORACLE_COLUMN], errors="coerce").dropna()
     return float(values.max()) if len(values) else float("nan")
+
+
+def domain_accuracy(run: str | Path) -> pd.Series:
+    """Accuracy per domain of the evaluated part (``eval/per_domain.csv``); empty for single-domain runs."""
+    folder = RunFolder(run)
+    path = folder.eval_dir / "per_domain.csv"
+    if not path.is_file():
+        return pd.Series(dtype=float)
+    part = json.loads((folder.eval_dir / "metrics.json").read_text()).get("part")
+    table = pd.read_csv(path)
+    table = table[table["part"] == part] if part in set(table["part"]) else table.iloc[0:0]
+    return table.set_index("domain")["accuracy"].astype(float)
 
 
 def per_class_accuracy(run: str | Path) -> pd.Series:
