@@ -35,6 +35,10 @@ def report_cmd(
         console.print(f"[bold]{g.title}[/]", highlight=False)
         for sentence in g.verdicts:
             console.print(f"  {sentence}", highlight=False)
+        if "unmatched" in g.tables:
+            lonely = g.tables["unmatched"][1]
+            console.print(f"  [yellow]{lonely['run'].nunique()} run(s) without a partner in some comparison, left "
+                          "out of it (listed in the report)[/]", highlight=False)
         for note in g.notes:
             console.print(f"  [dim]{note}[/]", highlight=False)
     console.print(f"wrote {files.html}, {files.markdown} and {files.figures}/", highlight=False)
