@@ -103,10 +103,17 @@ def test_degenerate_cases_have_no_interval() -> None:
     assert "no conclusion" in verdict(s) and "better" not in verdict(s)
 
 
+def test_auto_interval_is_t_below_six_pairs_else_bootstrap() -> None:
+    few, many = paired_stats(A[:5], B[:5]), paired_stats(A, B)
+    assert few.method("auto") == "t" and few.ci("auto") == (few.t_low, few.t_high)
+    assert many.method("auto") == "bootstrap" and many.ci("auto") == (many.boot_low, many.boot_high)
+    assert few.ci("bootstrap") == (few.boot_low, few.boot_high) and many.ci("t") == (many.t_low, many.t_high)
+
+
 def test_verdict_follows_the_interval() -> None:
     crossing = paired_stats(A[:4], B[:4] + 0.02, "srm", "se")
     assert crossing.boot_low < 0 < crossing.boot_high
-    for method in ("bootstrap", "t"):
+    for method in ("auto", "bootstrap", "t"):
         text = verdict(crossing, method)
         assert "not significant" in text and "better" not in text and "worse" not in text
     clear = paired_stats(B + 0.03 + np.arange(8) * 0.001, B, "srm", "se")

@@ -19,14 +19,17 @@ def report_cmd(
         "report.md and <name>_figures/ go beside it."
     ),
     by: str = typer.Option("block", "--by", help="The compared axis: block or arch."),
-    ci: str = typer.Option("bootstrap", "--ci", help="Interval the verdict uses: bootstrap or t (both are tabled)."),
+    ci: str = typer.Option(
+        "auto", "--ci", help="Interval the verdict uses: auto (t below 6 pairs, else bootstrap), bootstrap or t; "
+        "both are tabled."
+    ),
 ) -> None:
     """SRM vs SE vs none as a reviewer wants it: paired differences with 95 % intervals, tests, figures."""
     from stylecls.report import write_report
     from stylecls.runfolder import CONFIG
 
-    if ci not in ("bootstrap", "t"):
-        raise StyleclsError(f"unknown --ci {ci!r}; choose one of: bootstrap, t")
+    if ci not in ("auto", "bootstrap", "t"):
+        raise StyleclsError(f"unknown --ci {ci!r}; choose one of: auto, bootstrap, t")
     if out is None:
         first = paths[0]
         out = (first if first.is_dir() and not (first / CONFIG).is_file() else Path(".")) / "report.html"

@@ -28,7 +28,7 @@ class ReportFiles:
 
 
 def write_report(
-    paths: Iterable[str | Path], out: str | Path = "report.html", by: str = "block", ci: CiMethod = "bootstrap"
+    paths: Iterable[str | Path], out: str | Path = "report.html", by: str = "block", ci: CiMethod = "auto"
 ) -> ReportFiles:
     """Write ``out`` (self-contained HTML), the markdown beside it (``.md``) and ``<stem>_figures/`` (PNG + CSV)."""
     html = Path(out)

@@ -9,7 +9,6 @@ epochs that recorded one (``test_acc`` in metrics.csv) and is reported beside it
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -23,7 +22,7 @@ from stylecls.compare import BY, collect_runs, find_runs
 from stylecls.report import figures
 from stylecls.report.pairing import Pairing, axis_values, check_comparable, groups, pair_runs, value_pairs
 from stylecls.report.runs import ORACLE_COLUMN, domain_accuracy, oracle_accuracy, run_versions
-from stylecls.report.stats import CI_NAMES, CiMethod, PairedStats, display_name, mean_std, paired_stats, verdict
+from stylecls.report.stats import CI_NAMES, CiMethod, PairedStats, display_name, mean_std, paired_stats, signed, verdict
 
 __all__ = ["GroupReport", "Report", "analyse"]
 
@@ -101,18 +100,17 @@ def accuracy_table(runs: pd.DataFrame, by: str, measure: str) -> pd.DataFrame:
 
 
 def paired_table(stats: list[PairedStats], ci: CiMethod) -> pd.DataFrame:
-    """One row per comparison: n, mean difference, both intervals (the shown one first), wins, the test."""
-    other: CiMethod = "t" if ci == "bootstrap" else "bootstrap"
-    names = {"bootstrap": "bootstrap", "t": "t"}
+    """One row per comparison: n, mean difference, both intervals and which the verdict uses, wins, the test."""
 
     def interval(s: PairedStats, method: CiMethod) -> str:
         low, high = s.ci(method)
-        return "" if math.isnan(low) else f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+        return "" if math.isnan(low) else f"[{signed(100 * low)}, {signed(100 * high)}]"
 
     return pd.DataFrame(
         [{"comparison": f"{display_name(s.a)} − {display_name(s.b)}", "pairs (n)": s.n,
-          "mean difference": "" if math.isnan(s.mean) else f"{100 * s.mean:+.1f}",
-          f"95 % CI ({names[ci]}, shown)": interval(s, ci), f"95 % CI ({names[other]})": interval(s, other),
+          "mean difference": "" if math.isnan(s.mean) else signed(100 * s.mean),
+          "95 % CI, bootstrap": interval(s, "bootstrap"), "95 % CI, t": interval(s, "t"),
+          "interval in the verdict": s.method(ci),
           "sd of differences": "" if math.isnan(s.std) else f"{100 * s.std:.1f}",
           "first wins (a > b)": "" if math.isnan(s.wins) else f"{100 * s.wins:.0f} %",
           "test": s.test, "p": "" if math.isnan(s.p_value) else f"{s.p_value:.3g}"}
@@ -170,7 +168,7 @@ def _group(head: dict[str, str], runs: pd.DataFrame, by: str, ci: CiMethod, fig_
             f"No oracle column: no run recorded per-epoch held-out accuracy ({ORACLE_COLUMN} in metrics.csv; "
             "train with `--eval-test-every N`)."
         )
-    shown = f"95 % interval shown: {CI_NAMES[ci]}; the other interval is given beside it"
+    shown = f"Both 95 % intervals are given; the verdict uses the {CI_NAMES[ci]}"
     g.tables["paired"] = (
         f"Paired differences of selected held-out accuracy (points = percentage points), over runs matched on "
         f"seed, split and held-out domain; n is the number of pairs. {shown}. p: Wilcoxon signed-rank for "
@@ -212,7 +210,7 @@ def _figures(g: GroupReport, by: str, ci: CiMethod, out: Path) -> list[tuple[str
     return made
 
 
-def analyse(paths: Iterable[str | Path], fig_dir: Path, by: str = "block", ci: CiMethod = "bootstrap") -> Report:
+def analyse(paths: Iterable[str | Path], fig_dir: Path, by: str = "block", ci: CiMethod = "auto") -> Report:
     """Read, check, pair and summarise the runs under ``paths``; figures go under ``fig_dir``."""
     if ci not in CI_NAMES:
         raise ValueError(f"unknown interval {ci!r}")
@@ -222,7 +220,3 @@ def analyse(paths: Iterable[str | Path], fig_dir: Path, by: str = "block", ci: C
     reports = [_group(head, runs, by, ci, Path(fig_dir)) for head, runs in groups(frame, by)]
     return Report(by, ci, reports, [str(p) for p in paths])
 
-
-def settings_json(report: Report) -> str:
-    """The settings of every group's first run as JSON text (for the appendix)."""
-    return json.dumps({g.title: g.runs["settings"].iloc[0] for g in report.groups}, indent=2, sort_keys=True)

@@ -20,7 +20,7 @@ from stylecls.report.stats import CiMethod, PairedStats, display_name
 
 __all__ = ["accuracy_by_part", "confusion_difference", "paired_differences", "per_class_difference", "training_curves"]
 
-SHORT_CI = {"bootstrap": "bootstrap over pairs", "t": "t-interval"}
+SHORT_CI = {"bootstrap": "bootstrap over pairs", "t": "t-interval", "auto": "t below 6 pairs, else bootstrap"}
 CURVES = (("train_loss", "val_loss", "loss"), ("train_acc", "val_acc", "accuracy (%)"))
 
 
@@ -69,7 +69,7 @@ def accuracy_by_part(xlabel: str, data: pd.DataFrame, path: Path, by: str = "blo
 
 
 def paired_differences(pairings: Sequence[Pairing], stats: Sequence[PairedStats], path: Path,
-                       measure: str = "top1", method: CiMethod = "bootstrap") -> Path:
+                       measure: str = "top1", method: CiMethod = "auto") -> Path:
     """One row per comparison: each pair's difference a − b as a point, the mean and its 95 % interval."""
     rows = []
     for p, s in zip(pairings, stats, strict=True):

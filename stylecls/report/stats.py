@@ -19,7 +19,7 @@ from scipy import stats as sps
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CONFIDENCE", "WILCOXON_MIN_PAIRS", "CiMethod", "PairedStats",
-    "bootstrap_ci", "display_name", "mean_std", "paired_stats", "paired_test", "t_interval", "verdict",
+    "bootstrap_ci", "display_name", "mean_std", "paired_stats", "paired_test", "signed", "t_interval", "verdict",
 ]  # fmt: skip
 
 CONFIDENCE = 0.95
@@ -27,10 +27,14 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 #: With n < 6 pairs the two-sided Wilcoxon signed-rank test cannot give p < 0.05, so the t-test is used.
 WILCOXON_MIN_PAIRS = 6
-CiMethod = Literal["bootstrap", "t"]
+#: ``auto``: the t-interval below :data:`WILCOXON_MIN_PAIRS` pairs (a percentile bootstrap of 3-5 values is too
+#: narrow: it cannot reach beyond the extreme pair means), the bootstrap from there on.
+CiMethod = Literal["auto", "bootstrap", "t"]
 CI_NAMES = {
     "bootstrap": f"percentile bootstrap over pairs ({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED})",
     "t": "Student's t-interval",
+    "auto": f"Student's t-interval below {WILCOXON_MIN_PAIRS} pairs, else the percentile bootstrap over pairs "
+    f"({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED})",
 }
 
 
@@ -116,8 +120,16 @@ class PairedStats:
     test: str
     p_value: float
 
-    def ci(self, method: CiMethod = "bootstrap") -> tuple[float, float]:
-        return (self.boot_low, self.boot_high) if method == "bootstrap" else (self.t_low, self.t_high)
+    def method(self, method: CiMethod = "auto") -> Literal["bootstrap", "t"]:
+        """The interval ``method`` means for this comparison (``auto`` resolves by the number of pairs)."""
+        if method == "auto":
+            return "t" if self.n < WILCOXON_MIN_PAIRS else "bootstrap"
+        return method
+
+    def ci(self, method: CiMethod = "auto") -> tuple[float, float]:
+        if self.method(method) == "bootstrap":
+            return self.boot_low, self.boot_high
+        return self.t_low, self.t_high
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,7 +151,7 @@ def paired_stats(a_values: np.ndarray, b_values: np.ndarray, a: str = "a", b: st
     )  # fmt: skip
 
 
-def verdict(s: PairedStats, method: CiMethod = "bootstrap", scale: float = 100.0, unit: str = "points",
+def verdict(s: PairedStats, method: CiMethod = "auto", scale: float = 100.0, unit: str = "points",
             alpha: float = 0.05) -> str:
     """One sentence from the numbers, e.g. ``SRM − SE: +1.3 points [−0.4, +3.0], 12 pairs, not significant at 5 %``.
 
@@ -151,11 +163,11 @@ def verdict(s: PairedStats, method: CiMethod = "bootstrap", scale: float = 100.0
     pairs = f"{s.n} pair{'s' if s.n != 1 else ''}"
     if s.n == 0:
         return f"{label}: no matched pairs."
-    head = f"{label}: {_signed(s.mean * scale)} {unit}"
+    head = f"{label}: {signed(s.mean * scale)} {unit}"
     low, high = s.ci(method)
     if math.isnan(low):
         return f"{head}, {pairs}: too few pairs for an interval or a test; no conclusion."
-    ci_text = f"[{_signed(low * scale)}, {_signed(high * scale)}]"
+    ci_text = f"[{signed(low * scale)}, {signed(high * scale)}]"
     p_text = "p undefined" if math.isnan(s.p_value) else f"p = {s.p_value:.3g}"
     pct = f"{100 * alpha:g} %"
     if low <= 0 <= high:
@@ -167,7 +179,7 @@ def verdict(s: PairedStats, method: CiMethod = "bootstrap", scale: float = 100.0
     return f"{head} {ci_text}, {pairs}, significant at {pct} ({s.test} {p_text}): {a} {side} than {b}."
 
 
-def _signed(x: float) -> str:
+def signed(x: float) -> str:
     """``+1.3`` / ``−0.4`` (a real minus sign), one decimal."""
     text = f"{x:+.1f}"
     return text.replace("-", "−")
