@@ -170,9 +170,9 @@ def _group(head: dict[str, str], runs: pd.DataFrame, by: str, ci: CiMethod, fig_
         )
     shown = f"Both 95 % intervals are given; the verdict uses the {CI_NAMES[ci]}"
     g.tables["paired"] = (
-        f"Paired differences of selected held-out accuracy (points = percentage points), over runs matched on "
-        f"seed, split and held-out domain; n is the number of pairs. {shown}. p: Wilcoxon signed-rank for "
-        f"n ≥ 6 pairs, else the paired t-test, as named.",
+        "Paired differences of the selected test / held-out-domain accuracy (points = percentage points), over "
+        f"runs matched on seed, split and held-out domain; n is the number of pairs. {shown}. p: Wilcoxon "
+        "signed-rank for n ≥ 6 pairs, else the paired t-test, as named.",
         paired_table(selected, ci),
     )
     if oracle:
