@@ -195,6 +195,8 @@ def test_oracle_is_reported_beside_the_selected_accuracy(tmp_path: Path) -> None
     g = files.report.groups[0]
     assert "oracle" in g.tables and "paired_oracle" in g.tables
     assert g.runs["oracle_top1"].tolist() == [0.8] * len(g.runs)
+    curves = pd.read_csv(next(png for _, png in g.figures if png.stem == "training_curves").with_suffix(".csv"))
+    assert curves["test_acc"].tolist() == [0.5, 0.8] * len(g.runs)
     assert "80.0 ± 0.0 (n=4)" in g.tables["oracle"][1]["all runs"].tolist()
 
 

@@ -21,7 +21,8 @@ from stylecls.report.stats import CiMethod, PairedStats, display_name
 __all__ = ["accuracy_by_part", "confusion_difference", "paired_differences", "per_class_difference", "training_curves"]
 
 SHORT_CI = {"bootstrap": "bootstrap over pairs", "t": "t-interval", "auto": "t below 6 pairs, else bootstrap"}
-CURVES = (("train_loss", "val_loss", "loss"), ("train_acc", "val_acc", "accuracy (%)"))
+#: (train, val, held-out test per ``--eval-test-every``, axis label) columns of metrics.csv.
+CURVES = (("train_loss", "val_loss", "test_loss", "loss"), ("train_acc", "val_acc", "test_acc", "accuracy (%)"))
 
 
 def _run_pairs(pairing: Pairing) -> list[tuple[str, str]]:
@@ -112,13 +113,15 @@ def training_curves(frame: pd.DataFrame, path: Path, by: str = "block") -> Path:
     data = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["run", by, "epoch"])
     fig = figure(10, 3.6)
     axes = fig.subplots(1, 2)
-    for ax, (train, val, name) in zip(axes, CURVES, strict=True):
+    has_test = "test_acc" in data and pd.to_numeric(data["test_acc"], errors="coerce").notna().any()
+    for ax, (train, val, test, name) in zip(axes, CURVES, strict=True):
         scale = 100 if "acc" in train else 1
         for _run, m in data.groupby("run", sort=True):
             colour = f"C{values.index(m[by].iloc[0])}"
-            for column, style in ((train, ":"), (val, "-")):
+            for column, style in ((train, ":"), (val, "-"), (test, "--")):
                 if column in m:
-                    ax.plot(m["epoch"], scale * m[column], style, color=colour, alpha=0.7, marker=".")
+                    points = m[["epoch", column]].apply(pd.to_numeric, errors="coerce").dropna()  # test: some epochs
+                    ax.plot(points["epoch"], scale * points[column], style, color=colour, alpha=0.7, marker=".")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -126,8 +129,10 @@ def training_curves(frame: pd.DataFrame, path: Path, by: str = "block") -> Path:
         axes[1].plot([], [], color=f"C{i}", label=display_name(value))
     axes[1].plot([], [], ":", color="k", label="train")
     axes[1].plot([], [], "-", color="k", label="val")
+    if has_test:
+        axes[1].plot([], [], "--", color="k", label="held-out test (never used to select)")
     axes[1].legend(fontsize=8)
-    fig.suptitle("every run: training (dotted) and validation (solid)", fontsize=9)
+    fig.suptitle("every run: training (dotted), validation (solid), held-out test where recorded (dashed)", fontsize=9)
     return _save(fig, data, path)
 
 
