@@ -13,7 +13,8 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 @pytest.fixture(scope="module")
 def runs_folder(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> Path:
-    """One tiny SRM demo run (1 epoch, 32 px, a few training images), evaluated and inspected."""
+    """Two tiny demo runs, SRM and none with the same seed (1 epoch, 32 px, a few training images), evaluated;
+    the SRM run inspected."""
     from stylecls.evaluate import evaluate
     from stylecls.inspect_model import inspect_run
     from stylecls.spec import RunSpec, RuntimeOptions
@@ -22,12 +23,13 @@ def runs_folder(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> P
     out = tmp_path_factory.mktemp("nb-runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STYLECLS_CACHE", str(demo_cache))
-        run = train(
-            RunSpec(dataset="demo", block="srm", arch="cifar_resnet20", epochs=1, img_size=32, batch_size=16,
-                    limit_train=32, limit_val=16),
-            RuntimeOptions(workers=0, device="cpu", out=str(out), progress=False),
-        )
-        evaluate(run, device="cpu", workers=0, batch_size=256)
+        for block in ("none", "srm"):  # two blocks, so results.ipynb has a pair to compare
+            run = train(
+                RunSpec(dataset="demo", block=block, arch="cifar_resnet20", epochs=1, img_size=32, batch_size=16,
+                        limit_train=32, limit_val=16),
+                RuntimeOptions(workers=0, device="cpu", out=str(out), progress=False),
+            )
+            evaluate(run, device="cpu", workers=0, batch_size=256)
         inspect_run(run, device="cpu", workers=0, batch_size=256)
     return out
 
@@ -52,5 +54,6 @@ def test_notebook_executes(path: Path, runs_folder: Path, demo_cache: Path, monk
     assert not errors
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "not evaluated yet" not in text and "not inspected yet" not in text
+    assert "no paired comparison" not in text
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert images  # the plots were drawn

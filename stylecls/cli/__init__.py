@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 # each module registers its commands on the app; the import order is their order in --help
-from stylecls.cli import train, results, predict, export, models, data, data_get  # noqa: F401, I001
+from stylecls.cli import train, results, report, predict, export, models, data, data_get  # noqa: F401, I001
 from stylecls.cli.app import app, err_console
 from stylecls.errors import StyleclsError
 

@@ -1,0 +1,267 @@
+"""stylecls report: paired statistics on hand cases, pairing, verdicts, the rendered HTML/markdown, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from stylecls.compare import collect_runs, find_runs
+from stylecls.errors import StyleclsError
+from stylecls.report import write_report
+from stylecls.report.pairing import check_comparable, pair_runs
+from stylecls.report.stats import bootstrap_ci, paired_stats, paired_test, t_interval, verdict
+from tests.fake_run import CLASSES, write_result
+
+A = np.array([0.62, 0.55, 0.71, 0.60, 0.66, 0.58, 0.69, 0.64])
+B = np.array([0.60, 0.56, 0.65, 0.57, 0.66, 0.52, 0.64, 0.63])
+
+
+def result_run(root: Path, block: str, seed: int, top1: float, test_domain: str | None = "sketch",
+               oracle: list[float] | None = None, lr: float = 0.1) -> Path:
+    """An evaluated run folder with the files a report reads (no checkpoint, no images)."""
+    run = root / f"{block}-s{seed}-{test_domain}"
+    config = {
+        "name": run.name, "seed": seed, "versions": {"stylecls": "0.1.0", "torch": "2.x"},
+        "model": {"arch": "cifar_resnet20", "block": block, "block_options": {}, "num_classes": len(CLASSES)},
+        "data": {"dataset": "folder", "protocol": "lodo" if test_domain else "single", "test_domain": test_domain,
+                 "split": None, "img_size": 16, "classes": CLASSES, "options": {}},
+        "train": {"epochs": 2, "lr": lr, "batch_size": 4, "workers": 0, "device": "cpu"},
+    }
+    write_result(run, config, {"top1": top1, "top5": 1.0, "epoch": 2, "part": "test"})
+    if test_domain is None:  # a multi-domain run: accuracy per domain of the test part (and of val, not reported)
+        pd.DataFrame({"part": ["test", "test", "val"], "domain": ["photo", "sketch", "photo"], "held_out": False,
+                      "count": 6, "accuracy": [top1 + 0.1, top1 - 0.1, 0.99]}).to_csv(
+            run / "eval" / "per_domain.csv", index=False)
+    rng = np.random.default_rng(seed + 17 * len(block))
+    acc = rng.uniform(0.2, 0.9, len(CLASSES))
+    pd.DataFrame({"class_name": CLASSES, "accuracy": acc, "precision": acc, "f1": acc, "support": 4}).to_csv(
+        run / "eval" / "per_class.csv", index=False)
+    counts = rng.integers(0, 5, (len(CLASSES), len(CLASSES)))
+    pd.DataFrame(counts, index=pd.Index(CLASSES, name="true"), columns=CLASSES).to_csv(run / "eval" / "confusion.csv")
+    epochs = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.2, 1.0], "train_acc": [0.3, 0.4],
+                           "val_loss": [1.1, 1.0], "val_acc": [0.35, 0.45]})
+    if oracle is not None:
+        epochs["test_loss"], epochs["test_acc"] = [1.3, 1.2], oracle
+    epochs.to_csv(run / "metrics.csv", index=False)
+    return run
+
+
+def sweep(root: Path, blocks=("none", "se", "srm"), seeds=(0, 1), domains=("sketch", "photo"), **kw) -> Path:
+    for i, b in enumerate(blocks):
+        for s in seeds:
+            for j, d in enumerate(domains):
+                result_run(root, b, s, 0.4 + 0.05 * i + 0.01 * s + 0.02 * j, d, **kw)
+    return root
+
+
+# --- statistics on hand cases -------------------------------------------------------------------------------
+
+
+def test_paired_mean_t_interval_and_t_test_match_an_independent_computation() -> None:
+    a, b = A[:5], B[:5]
+    d = a - b
+    n, mean, sd = len(d), d.mean(), d.std(ddof=1)
+    half = sps.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
+    s = paired_stats(a, b, "srm", "se")
+    assert s.n == 5 and s.mean == pytest.approx(mean) and s.std == pytest.approx(sd)
+    assert (s.t_low, s.t_high) == pytest.approx((mean - half, mean + half))
+    assert s.test == "paired t-test" and s.p_value == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    assert s.wins == pytest.approx(np.mean(d > 0)) and s.ties == pytest.approx(np.mean(d == 0))
+
+
+def test_wilcoxon_from_six_pairs_exact_hand_value() -> None:
+    # six positive differences with distinct ranks: the exact two-sided p is 2 / 2**6
+    name, p = paired_test(np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06]))
+    assert name == "Wilcoxon signed-rank" and p == pytest.approx(2 / 2**6)
+    assert paired_test(np.array([0.01, 0.02, 0.03, 0.04, 0.05]))[0] == "paired t-test"
+
+
+def test_bootstrap_is_deterministic_contains_the_mean_and_agrees_with_a_numpy_bootstrap() -> None:
+    d = A - B
+    ci = bootstrap_ci(d)
+    assert ci == bootstrap_ci(d)
+    noisy = np.random.default_rng(5).normal(0.01, 0.02, 12)  # continuous values: another seed moves the bounds
+    assert bootstrap_ci(noisy) == bootstrap_ci(noisy) != bootstrap_ci(noisy, seed=1)
+    assert ci[0] < d.mean() < ci[1]
+    rng = np.random.default_rng(123)  # an independent percentile bootstrap: the same interval up to resampling noise
+    means = d[rng.integers(0, len(d), (20_000, len(d)))].mean(axis=1)
+    assert ci == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])), abs=0.002)
+
+
+def test_degenerate_cases_have_no_interval() -> None:
+    assert np.isnan(t_interval(np.array([0.1]))).all() and np.isnan(bootstrap_ci(np.array([0.1]))).all()
+    s = paired_stats(np.array([0.5]), np.array([0.4]), "srm", "se")
+    assert "no conclusion" in verdict(s) and "better" not in verdict(s)
+
+
+def test_auto_interval_is_t_below_six_pairs_else_bootstrap() -> None:
+    few, many = paired_stats(A[:5], B[:5]), paired_stats(A, B)
+    assert few.method("auto") == "t" and few.ci("auto") == (few.t_low, few.t_high)
+    assert many.method("auto") == "bootstrap" and many.ci("auto") == (many.boot_low, many.boot_high)
+    assert few.ci("bootstrap") == (few.boot_low, few.boot_high) and many.ci("t") == (many.t_low, many.t_high)
+
+
+def test_verdict_follows_the_interval() -> None:
+    crossing = paired_stats(A[:4], B[:4] + 0.02, "srm", "se")
+    assert crossing.boot_low < 0 < crossing.boot_high
+    for method in ("auto", "bootstrap", "t"):
+        text = verdict(crossing, method)
+        assert "not significant" in text and "better" not in text and "worse" not in text
+    clear = paired_stats(B + 0.03 + np.arange(8) * 0.001, B, "srm", "se")
+    assert clear.boot_low > 0 and clear.p_value < 0.05
+    assert verdict(clear).startswith("SRM − SE: +3.") and "SRM better than SE" in verdict(clear)
+    assert "SE worse than SRM" in verdict(paired_stats(B, B + 0.03 + np.arange(8) * 0.001, "se", "srm"))
+    assert "none" in verdict(paired_stats(A, B, "se", "none")).split(":")[0]
+
+
+# --- pairing ---------------------------------------------------------------------------------------------------
+
+
+def test_pairing_matches_on_seed_and_domain_exactly_and_lists_unmatched(tmp_path: Path) -> None:
+    result_run(tmp_path, "srm", 0, 0.5, "sketch")
+    result_run(tmp_path, "srm", 1, 0.6, "sketch")
+    result_run(tmp_path, "srm", 0, 0.7, "photo")  # no se run on photo
+    result_run(tmp_path, "se", 0, 0.4, "sketch")
+    result_run(tmp_path, "se", 1, 0.5, "sketch")
+    result_run(tmp_path, "se", 2, 0.5, "sketch")  # no srm seed 2
+    frame = collect_runs(find_runs([tmp_path]))
+    p = pair_runs(frame, "srm", "se")
+    assert list(zip(p.pairs["seed"], p.pairs["test_domain"], strict=True)) == [("0", "sketch"), ("1", "sketch")]
+    pairs = zip(p.pairs["run_a"], p.pairs["run_b"], strict=True)
+    assert all(Path(ra).name.replace("srm", "se") == Path(rb).name for ra, rb in pairs)
+    assert p.pairs["top1_a"].tolist() == [0.5, 0.6] and p.pairs["top1_b"].tolist() == [0.4, 0.5]
+    assert sorted(Path(r).name for r in p.unmatched["run"]) == ["se-s2-sketch", "srm-s0-photo"]
+
+
+def test_settings_beyond_the_axis_and_single_block_are_refused(tmp_path: Path) -> None:
+    result_run(tmp_path / "a", "srm", 0, 0.5)
+    result_run(tmp_path / "a", "se", 0, 0.4, lr=0.01)
+    with pytest.raises(StyleclsError, match="train.lr"):
+        check_comparable(collect_runs(find_runs([tmp_path / "a"])))
+    result_run(tmp_path / "b", "srm", 0, 0.5)
+    result_run(tmp_path / "b", "srm", 1, 0.5)
+    with pytest.raises(StyleclsError, match=r"only one block \(srm\)"):
+        check_comparable(collect_runs(find_runs([tmp_path / "b"])))
+
+
+# --- the rendered report ---------------------------------------------------------------------------------------
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.srcs: list[str] = []
+        self.tables = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "img":
+            self.srcs.append(dict(attrs).get("src") or "")
+        self.tables += tag == "table"
+
+
+def test_report_html_embeds_every_figure_and_markdown_links_files(tmp_path: Path) -> None:
+    files = write_report([sweep(tmp_path / "runs")], tmp_path / "out" / "report.html")
+    g = files.report.groups[0]
+    assert [(s.a, s.b, s.n) for s in g.selected] == [("srm", "se", 4), ("srm", "none", 4), ("se", "none", 4)]
+    parser = _Images()
+    parser.feed(files.html.read_text())
+    assert len(parser.srcs) == len(g.figures) == 5
+    for src in parser.srcs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for _, png in g.figures:
+        assert png.is_file() and png.with_suffix(".csv").is_file()
+    text = files.html.read_text()
+    assert "sample standard deviation" in text and "n=4" in text and "SRM − SE: +5.0 points" in text
+    assert "No oracle column" in text
+    md = files.markdown.read_text()
+    links = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
+    assert len(links) == 5 and all((files.markdown.parent / link).is_file() for link in links)
+    paired = pd.read_csv(g.figures[1][1].with_suffix(".csv"))
+    assert len(paired) == 12 and paired["difference"].round(6).tolist()[:4] == [5.0] * 4
+
+
+def test_oracle_is_reported_beside_the_selected_accuracy(tmp_path: Path) -> None:
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), oracle=[0.5, 0.8])], tmp_path / "r.html")
+    g = files.report.groups[0]
+    assert "oracle" in g.tables and "paired_oracle" in g.tables
+    assert g.runs["oracle_top1"].tolist() == [0.8] * len(g.runs)
+    curves = pd.read_csv(next(png for _, png in g.figures if png.stem == "training_curves").with_suffix(".csv"))
+    assert curves["test_acc"].tolist() == [0.5, 0.8] * len(g.runs)
+    assert "80.0 ± 0.0 (n=4)" in g.tables["oracle"][1]["all runs"].tolist()
+
+
+def test_multi_domain_runs_are_shown_per_domain_of_the_test_part(tmp_path: Path) -> None:
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), domains=(None,))], tmp_path / "r.html")
+    table = files.report.groups[0].tables["accuracy"][1]
+    assert list(table.columns) == ["block", "photo", "sketch", "all runs"]
+    assert table.iloc[0].tolist() == ["srm", "55.5 ± 0.7 (n=2)", "35.5 ± 0.7 (n=2)", "45.5 ± 0.7 (n=2)"]
+    data = pd.read_csv(files.report.groups[0].figures[0][1].with_suffix(".csv"))
+    assert len(data) == 8 and set(data["where"]) == {"photo", "sketch"}
+
+
+def test_cli_report_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from stylecls.cli import main
+
+    runs = sweep(tmp_path / "runs", blocks=("se", "srm"), seeds=(0, 1, 2), domains=("sketch", "photo"))
+    monkeypatch.setattr(sys, "argv", ["stylecls", "report", str(runs)])
+    main()
+    assert (runs / "report.html").is_file() and (runs / "report.md").is_file()
+    assert "SRM − SE: +5.0 points" in capsys.readouterr().out
+    one = tmp_path / "one"
+    result_run(one, "srm", 0, 0.5)
+    monkeypatch.setattr(sys, "argv", ["stylecls", "report", str(one)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and "only one block" in capsys.readouterr().err
+    (tmp_path / "bare" / "r").mkdir(parents=True)
+    write_result(tmp_path / "bare" / "r", {"seed": 0, "model": {}, "data": {}}, {})
+    (tmp_path / "bare" / "r" / "eval" / "metrics.json").unlink()
+    monkeypatch.setattr(sys, "argv", ["stylecls", "report", str(tmp_path / "bare")])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and "not been evaluated" in capsys.readouterr().err
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+@pytest.mark.skipif(not any(map(shutil.which, BROWSERS)), reason="no headless browser (chromium/chrome) installed")
+def test_report_opens_in_a_headless_browser(tmp_path: Path) -> None:
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"))], tmp_path / "report.html")
+    browser = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
+    dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom",
+                          files.html.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    assert dom.count("<img") == len(files.report.groups[0].figures) and "SRM − SE" in dom
+
+
+@pytest.mark.slow
+def test_report_on_tiny_trained_runs_through_the_cli(tmp_path: Path, demo_env: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train, evaluate and report two tiny demo runs (none, srm; same seed) with the commands a user types."""
+    from stylecls.cli import main
+
+    def cli(*args: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["stylecls", *args])
+        main()
+
+    for block in ("none", "srm"):
+        cli("train", "--block", block, "--epochs", "1", "--img-size", "32", "--batch-size", "16", "--limit-train",
+            "32", "--limit-val", "16", "--workers", "0", "--device", "cpu", "--no-progress", "--out",
+            str(tmp_path / "runs"), "--name", f"tiny-{block}")
+        cli("evaluate", str(tmp_path / "runs" / f"tiny-{block}"), "--workers", "0", "--device", "cpu")
+    cli("report", str(tmp_path / "runs"), "--out", str(tmp_path / "report.html"))
+    parser = _Images()
+    parser.feed((tmp_path / "report.html").read_text())
+    assert len(parser.srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in parser.srcs)
+    assert "SRM − none" in (tmp_path / "report.md").read_text()
+    assert "1 pair: too few pairs" in (tmp_path / "report.md").read_text()
