@@ -19,7 +19,9 @@ from stylecls.errors import StyleclsError
 from stylecls.report import write_report
 from stylecls.report.pairing import check_comparable, pair_runs
 from stylecls.report.stats import bootstrap_ci, paired_stats, paired_test, t_interval, verdict
-from tests.fake_run import CLASSES, write_result
+from fake_run import CLASSES, write_result
+from stylecls.runfolder import DataSummary, RunRecord
+from stylecls.spec import RunSpec
 
 A = np.array([0.62, 0.55, 0.71, 0.60, 0.66, 0.58, 0.69, 0.64])
 B = np.array([0.60, 0.56, 0.65, 0.57, 0.66, 0.52, 0.64, 0.63])
@@ -29,13 +31,11 @@ def result_run(root: Path, block: str, seed: int, top1: float, test_domain: str 
                oracle: list[float] | None = None, lr: float = 0.1) -> Path:
     """An evaluated run folder with the files a report reads (no checkpoint, no images)."""
     run = root / f"{block}-s{seed}-{test_domain}"
-    config = {
-        "name": run.name, "seed": seed, "versions": {"stylecls": "0.1.0", "torch": "2.x"},
-        "model": {"arch": "cifar_resnet20", "block": block, "block_options": {}, "num_classes": len(CLASSES)},
-        "data": {"dataset": "folder", "protocol": "lodo" if test_domain else "single", "test_domain": test_domain,
-                 "split": None, "img_size": 16, "classes": CLASSES, "options": {}},
-        "train": {"epochs": 2, "lr": lr, "batch_size": 4, "workers": 0, "device": "cpu"},
-    }
+    spec = RunSpec(dataset="folder", protocol="lodo" if test_domain else "multi-domain", test_domain=test_domain,
+                   arch="cifar_resnet20", block=block, img_size=16, epochs=2, lr=lr, batch_size=4, seed=seed).resolved()
+    data = DataSummary("folder", "/data", classes=CLASSES, protocol="lodo" if test_domain else "multi-domain")
+    config = RunRecord(name=run.name, spec=spec, data=data, runtime={"workers": 0, "device": "cpu"},
+                       versions={"stylecls": "0.1.0", "torch": "2.x"}).to_dict()
     write_result(run, config, {"top1": top1, "top5": 1.0, "epoch": 2, "part": "test"})
     if test_domain is None:  # a multi-domain run: accuracy per domain of the test part (and of val, not reported)
         pd.DataFrame({"part": ["test", "test", "val"], "domain": ["photo", "sketch", "photo"], "held_out": False,
@@ -145,7 +145,7 @@ def test_pairing_matches_on_seed_and_domain_exactly_and_lists_unmatched(tmp_path
 def test_settings_beyond_the_axis_and_single_block_are_refused(tmp_path: Path) -> None:
     result_run(tmp_path / "a", "srm", 0, 0.5)
     result_run(tmp_path / "a", "se", 0, 0.4, lr=0.01)
-    with pytest.raises(StyleclsError, match="train.lr"):
+    with pytest.raises(StyleclsError, match="spec.lr"):
         check_comparable(collect_runs(find_runs([tmp_path / "a"])))
     result_run(tmp_path / "b", "srm", 0, 0.5)
     result_run(tmp_path / "b", "srm", 1, 0.5)
