@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from stylecls.cli import train, results, models, data  # noqa: F401, I001  (each registers its commands; this is their order in --help)
+from stylecls.cli import train, sweep, results, models, data  # noqa: F401, I001  (each registers its commands; this is their order in --help)
 from stylecls.cli.app import app, err_console
 from stylecls.errors import StyleclsError
 
