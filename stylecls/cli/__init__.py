@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from stylecls.cli import train, sweep, results, models, data  # noqa: F401, I001  (each registers its commands; this is their order in --help)
 from stylecls.cli.app import app, err_console
 from stylecls.errors import StyleclsError
@@ -23,7 +25,7 @@ def main() -> None:
     try:
         app()
     except StyleclsError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except SystemExit as e:
         if e.code not in (0, None):
