@@ -109,7 +109,7 @@ def test_status_of_done_incomplete_running_and_not_started(tmp_path: Path) -> No
 
 def _sweep_cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "stylecls", "sweep", "--out", str(out), "--block", "none", "--block", "se",
-            "--seed", "0", "--seed", "1", "--epochs", "3", *TINY, "--jobs", "2", *extra]
+            "--seed", "0", "--seed", "1", "--epochs", "2", *TINY, "--jobs", "2", *extra]
 
 
 def test_sweep_kill_one_run_then_rerun_skips_done_and_resumes(demo_env: Path, tmp_path: Path) -> None:
@@ -223,3 +223,13 @@ def test_out_holding_another_specs_run_and_slurm_without_submitit_exit_2(
         _main(monkeypatch, "sweep", "--out", str(tmp_path / "s2"), "--launcher", "slurm", "--epochs", "1")
     assert exit_info.value.code == 2 and 'pip install "stylecls[slurm]"' in capsys.readouterr().err
     assert not (tmp_path / "s2").exists()
+
+
+def test_preset_is_printed_and_options_override_it(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pacs"
+    result = invoke("sweep", "--preset", "pacs-lodo", "--data-root", str(shared_data), "--out", str(out),
+                    "--seed", "0", "--block", "srm", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "preset pacs-lodo" in result.output and "overridden: --block, --seed" in result.output
+    assert "4 not started" in result.output and "pacs-resnet18-srm-sketch-s0" in result.output
+    assert not out.exists()  # a dry run starts nothing

@@ -41,7 +41,7 @@ def _with_preset(name: str, values: dict[str, Any], given: set[str]) -> dict[str
     for key, value in {**chosen.values, **chosen.axes}.items():
         cli_key = "block_option" if key == "block_options" else key
         if cli_key not in given:
-            merged[cli_key] = value
+            merged[cli_key] = [value] if cli_key in _GRID and not isinstance(value, list) else value
     console.print(f"[bold]preset {chosen.name}[/]: {chosen.description}\n  {chosen.describe()}", highlight=False)
     if overridden := sorted(k for k in given if k in {*chosen.values, *chosen.axes}):
         console.print(f"  overridden: {', '.join('--' + k.replace('_', '-') for k in overridden)}", highlight=False)
