@@ -34,7 +34,8 @@ def stylecls(*args: str) -> None:
 def sequential(out: Path, common: list[str]) -> None:
     for block, seed in RUNS:
         name = f"{block}-s{seed}"
-        stylecls("train", "--block", block, "--seed", str(seed), "--out", str(out), "--name", name, *common)
+        stylecls("train", "--block", block, "--seed", str(seed), "--out", str(out), "--name", name, *common,
+                 "--no-progress")
         stylecls("evaluate", str(out / name), "--workers", "0")
 
 
@@ -47,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit-train", type=int, default=640, help="training images per run")
     args = parser.parse_args()
-    common = ["--epochs", "1", "--limit-train", str(args.limit_train), "--no-progress"]
+    common = ["--epochs", "1", "--limit-train", str(args.limit_train)]
     ways = {
         "train + evaluate, one after another": lambda out: sequential(out, common),
         "stylecls sweep --jobs 1": lambda out: sweep(out, common, 1),

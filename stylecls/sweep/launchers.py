@@ -99,7 +99,9 @@ class LocalLauncher:
         return [{"OMP_NUM_THREADS": str(threads), "STYLECLS_SWEEP_WORKERS": str(workers)}] * self.jobs
 
     def command(self, plan: SweepPlan, name: str, env: dict[str, str]) -> list[str]:
-        worker = ["-m", "stylecls.sweep.worker", str(plan.out), name, "--threads", env["OMP_NUM_THREADS"]]
+        worker = ["-m", "stylecls.sweep.worker", str(plan.out), name]
+        if plan.runtime.threads is None:  # an explicit --threads wins over the share
+            worker += ["--threads", env["OMP_NUM_THREADS"]]
         if "STYLECLS_SWEEP_WORKERS" in env and plan.runtime.workers is None:
             worker += ["--workers", env["STYLECLS_SWEEP_WORKERS"]]
         if self.gpus_per_run > 1:
