@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 # each module registers its commands on the app; the import order is their order in --help
-from stylecls.cli import train, results, report, predict, export, models, data, data_get  # noqa: F401, I001
+from stylecls.cli import train, sweep, results, report, predict, export, models, data, data_get  # noqa: F401, I001
 from stylecls.cli.app import app, err_console
 from stylecls.errors import StyleclsError
 
@@ -25,8 +27,6 @@ def main() -> None:
     try:
         app()
     except StyleclsError as e:
-        from rich.markup import escape  # a message may hold brackets, e.g. pip install "stylecls[export]"
-
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except SystemExit as e:

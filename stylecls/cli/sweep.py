@@ -1,0 +1,156 @@
+"""`stylecls sweep` (a grid of runs, restartable) and `stylecls status` (where each run stands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from stylecls.cli import run_options as opt
+from stylecls.cli.app import app, console
+from stylecls.errors import StyleclsError
+
+# the options a sweep repeats to make its grid, and the RunSpec/GridAxes field each fills
+_GRID = {"block": "block", "seed": "seed", "test_domain": "test_domain", "split": "split", "arch": "arch"}
+
+
+def _given(ctx: typer.Context) -> set[str]:
+    return {p for p in ctx.params if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"}
+
+
+def _list_presets() -> None:
+    from rich.table import Table
+
+    from stylecls.sweep import PRESETS
+
+    table = Table(title="sweep presets (any option given overrides the preset's value)")
+    for column in ("preset", "what", "grid"):
+        table.add_column(column)
+    for p in PRESETS.values():
+        table.add_row(p.name, p.description, p.describe())
+    console.print(table)
+
+
+def _with_preset(name: str, values: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """The preset's values and axes under the options given on the command line."""
+    from stylecls.sweep import preset
+
+    chosen = preset(name)
+    merged = dict(values)
+    for key, value in {**chosen.values, **chosen.axes}.items():
+        cli_key = "block_option" if key == "block_options" else key
+        if cli_key not in given:
+            merged[cli_key] = [value] if cli_key in _GRID and not isinstance(value, list) else value
+    console.print(f"[bold]preset {chosen.name}[/]: {chosen.description}\n  {chosen.describe()}", highlight=False)
+    if overridden := sorted(k for k in given if k in {*chosen.values, *chosen.axes}):
+        console.print(f"  overridden: {', '.join('--' + k.replace('_', '-') for k in overridden)}", highlight=False)
+    return merged
+
+
+def _plan(values: dict[str, Any], out: Path, launcher: dict[str, Any]) -> Any:
+    from stylecls.sweep import GridAxes, SweepPlan, expand_grid
+
+    single = {k: v for k, v in values.items() if k not in (*_GRID, "block_option")}
+    base = opt.spec_from_values({**single, "block": "none", "seed": 0})
+    axes = GridAxes(
+        **{field: list(values.get(key) or []) for key, field in _GRID.items()},
+        block_options=[opt.parse_block_options(s.split(",")) for s in values.get("block_option") or []],
+    )  # fmt: skip
+    runtime = opt.runtime_from_values({**values, "out": out, "name": None})
+    specs = expand_grid(base, axes, runtime.data_root)
+    return SweepPlan(out, specs, runtime, launcher)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    ctx: typer.Context,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The sweep's folder (its runs, sweep.json, logs)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named grid; see --list-presets."),
+    list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and exit."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at once (local launcher; on GPUs at most one per GPU)."),
+    launcher: str = typer.Option("local", "--launcher", help="local (subprocesses) or slurm (submitit)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and their status; start nothing."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition (slurm launcher)."),
+    gpus_per_run: int = typer.Option(1, "--gpus-per-run", help="GPUs per run (N > 1: torchrun / SLURM tasks)."),
+    time_min: int = typer.Option(24 * 60, "--time", help="SLURM time limit per job, in minutes."),
+    mem_gb: Optional[int] = typer.Option(None, "--mem", help="SLURM memory per job, in GB."),
+    slurm_cluster: Optional[str] = typer.Option(
+        None, "--slurm-cluster", hidden=True, help="submitit cluster: None (auto), local or debug (for tests)."
+    ),
+    dataset: str = opt.DatasetOpt,
+    block: list[str] = typer.Option([], "--block", "-b", help="Block(s) to cross: none, se, srm, ge, eca."),
+    arch: list[str] = typer.Option([], "--arch", "-a", help="Backbone(s) to cross (default: the recipe's)."),
+    block_option: list[str] = typer.Option(
+        [], "--block-option", help="A block option set KEY=VALUE[,KEY=VALUE] (repeat to cross several sets)."
+    ),
+    seed: list[int] = typer.Option([], "--seed", help="Seed(s) to cross (default: 0)."),
+    test_domain: list[str] = typer.Option([], "--test-domain", help="Held-out domain(s); --protocol lodo: all."),
+    split: list[int] = typer.Option([], "--split", help="DTD official split(s) 1..10 to cross."),
+    data_root: Optional[Path] = opt.RunDataRootOpt,
+    protocol: str = opt.ProtocolOpt,
+    task: Optional[str] = opt.TaskOpt,
+    epochs: Optional[int] = opt.EpochsOpt,
+    batch_size: Optional[int] = opt.BatchSizeOpt,
+    lr: Optional[float] = opt.LrOpt,
+    weight_decay: Optional[float] = opt.WeightDecayOpt,
+    norm_bias_decay: bool = opt.NormBiasDecayOpt,
+    optimizer: Optional[str] = opt.OptimizerOpt,
+    schedule: Optional[str] = opt.ScheduleOpt,
+    warmup_epochs: Optional[int] = opt.WarmupOpt,
+    label_smoothing: Optional[float] = opt.SmoothingOpt,
+    img_size: Optional[int] = opt.ImgSizeOpt,
+    min_crop: Optional[float] = opt.MinCropOpt,
+    pre_resize: str = opt.PreResizeOpt,
+    eval_test_every: int = opt.EvalTestEveryOpt,
+    pretrained: Optional[str] = opt.PretrainedOpt,
+    device: str = opt.RunDeviceOpt,
+    amp: Optional[bool] = opt.AmpOpt,
+    channels_last: Optional[bool] = opt.ChannelsLastOpt,
+    compile: bool = opt.CompileOpt,
+    sync_bn: bool = opt.SyncBnOpt,
+    workers: Optional[int] = opt.RunWorkersOpt,
+    threads: Optional[int] = opt.ThreadsOpt,
+    tensorboard: Optional[bool] = opt.TensorboardOpt,
+    skip_bad: bool = opt.SkipBadOpt,
+    limit_train: Optional[int] = opt.LimitTrainOpt,
+    limit_val: Optional[int] = opt.LimitValOpt,
+) -> None:
+    """Train every run of a grid (each repeated option is an axis), evaluate each, compare them all.
+
+    Re-running the same command skips done runs, resumes interrupted ones and starts the rest.
+    """
+    from stylecls.sweep import launcher as make_launcher
+    from stylecls.sweep import run_sweep
+
+    if list_presets:
+        _list_presets()
+        return
+    if out is None:
+        raise StyleclsError("--out is required: the folder that holds the sweep's runs")
+    if jobs < 1:
+        raise StyleclsError(f"--jobs must be >= 1, got {jobs}")
+    values = dict(ctx.params)
+    if preset is not None:
+        values = _with_preset(preset, values, _given(ctx))
+    options: dict[str, Any] = {"jobs": jobs, "gpus_per_run": gpus_per_run} if launcher == "local" else {
+        "partition": partition, "gpus_per_run": gpus_per_run, "time_min": time_min, "mem_gb": mem_gb,
+        "cluster": slurm_cluster,
+    }  # fmt: skip
+    chosen = make_launcher(launcher, **options)
+    if launcher == "slurm" and not dry_run:
+        chosen.executor(out / "logs" / "slurm")  # type: ignore[attr-defined]  # fails now if submitit is missing
+    plan = _plan(values, out, {"name": launcher, **options})
+    result = run_sweep(plan, chosen, console, dry_run=dry_run)
+    if result.failed:
+        console.print(f"[red]{len(result.failed)} run(s) failed[/]: {', '.join(result.failed)}; fix and re-run "
+                      "the same command to resume them", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_cmd(out: Path = typer.Argument(..., help="A sweep folder (or any folder of runs).")) -> None:
+    """Where each run stands: done / incomplete / running / not started, epoch, best val, test top-1."""
+    from stylecls.sweep import status_frame, status_table
+
+    console.print(status_table(status_frame(out), str(out)))
