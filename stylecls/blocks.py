@@ -11,6 +11,7 @@ parameter-free), ``eca`` (Efficient Channel Attention, adaptive kernel).
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import abstractmethod
 from typing import Any
@@ -65,11 +66,30 @@ def add_recalibrated(block: nn.Module, x: Tensor, identity: Tensor) -> Tensor:
     return block(x) + identity
 
 
+def _positive_int(option: str, value: Any) -> int:
+    """``value`` if it is an integer >= 1 (not a bool), else the user's error naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StyleclsError(f"block option {option} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_float(option: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0, else the user's error naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise StyleclsError(f"block option {option} must be a positive number, got {value!r}")
+    return float(value)
+
+
 # --- style pooling ------------------------------------------------------------------------------
 
 
+def accumulation_dtype(x: Tensor) -> torch.dtype:
+    """Sums over H×W run in at least float32 (bf16/fp16 inputs), and in float64 for float64 inputs."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def _moments(x: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Per-(n, c) mean and sqrt(unbiased var + eps) in float32, each (N, C, 1, 1).
+    """Per-(n, c) mean and sqrt(unbiased var + eps), each (N, C, 1, 1), in :func:`accumulation_dtype`.
 
     ``torch.var`` over H×W runs a scalar Welford loop on the CPU (50-90× a mean here). On the CPU we
     read x once for Σx and Σx² and take var = (Σx² - (Σx)²/n)/(n - 1); that cancels where
@@ -79,17 +99,18 @@ def _moments(x: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor | None]:
     (and no host sync): they return ``None`` for the indices.
     """
     n = x.shape[-1] * x.shape[-2]
+    acc = accumulation_dtype(x)
     if x.device.type != "cpu":
-        mean = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
+        mean = x.mean(dim=(2, 3), keepdim=True, dtype=acc)
         var = torch.linalg.vector_norm(x - mean, dim=(2, 3), keepdim=True).square_() / max(n - 1, 1)
         return mean, var.add_(eps).sqrt_(), None
-    total = x.sum(dim=(2, 3), keepdim=True, dtype=torch.float32)
-    sq = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True, dtype=torch.float32).square_()
+    total = x.sum(dim=(2, 3), keepdim=True, dtype=acc)
+    sq = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True, dtype=acc).square_()
     mean = total / n
     var = (sq - total * mean).clamp_min_(0) / max(n - 1, 1)
     ill = (sq > (var + eps) * (64 * n)).flatten().nonzero().flatten()
     if ill.numel():
-        rows = x.reshape(-1, n)[ill].float()
+        rows = x.reshape(-1, n)[ill].to(acc)
         var.view(-1)[ill] = (rows - rows.mean(dim=1, keepdim=True)).square_().sum(dim=1) / max(n - 1, 1)
     return mean, var.add_(eps).sqrt_(), ill
 
@@ -112,13 +133,13 @@ class _StylePool(torch.autograd.Function):
     def backward(ctx: Any, grad_mean: Tensor, grad_std: Tensor) -> tuple[Tensor, None]:
         x, mean, std, ill = ctx.saved_tensors
         n = ctx.n
-        b = grad_std.float() / (std * max(n - 1, 1))
-        a = grad_mean.float() / n
+        b = grad_std.to(std.dtype) / (std * max(n - 1, 1))
+        a = grad_mean.to(std.dtype) / n
         if ill is None or not x.is_contiguous():
             return torch.addcmul(a, b, x - mean).to(x.dtype), None
         grad_x = torch.addcmul((a - b * mean).to(x.dtype), b.to(x.dtype), x)
         if ill.numel():
-            rows = x.reshape(-1, n)[ill].float()
+            rows = x.reshape(-1, n)[ill].to(std.dtype)
             fixed = a.view(-1, 1)[ill] + b.view(-1, 1)[ill] * (rows - mean.view(-1, 1)[ill])
             grad_x.view(-1, n)[ill] = fixed.to(x.dtype)
         return grad_x, None
@@ -140,7 +161,7 @@ class SqueezeExcite(Recalibration):
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
-        hidden = max(1, channels // reduction)
+        hidden = max(1, channels // _positive_int("reduction", reduction))
         self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1, bias=True)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1, bias=True)
@@ -176,9 +197,10 @@ class StyleRecalibration(Recalibration):
             raise unknown_name("SRM pooling", pooling, self.POOLINGS)
         if integration not in self.INTEGRATIONS:
             raise unknown_name("SRM integration", integration, self.INTEGRATIONS)
+        reduction = _positive_int("reduction", reduction)
         self.pooling = pooling
         self.integration = integration
-        self.eps = eps
+        self.eps = _positive_float("eps", eps)
         n_style = 2 if pooling == "mean+std" else 1
         if integration == "cfc":
             # (C, n_style): the reference implementation's Conv1d(C, C, kernel=2, groups=C) weight, squeezed.
@@ -195,7 +217,7 @@ class StyleRecalibration(Recalibration):
     def style(self, x: Tensor) -> list[Tensor]:
         """The style features [μ] / [σ] / [μ, σ], each (N, C)."""
         if self.pooling == "mean":
-            return [x.mean(dim=(2, 3), dtype=torch.float32).to(x.dtype)]
+            return [x.mean(dim=(2, 3), dtype=accumulation_dtype(x)).to(x.dtype)]
         mean, std = style_pool(x, self.eps)
         feats = [mean.flatten(1), std.flatten(1)]
         return feats[1:] if self.pooling == "std" else feats
@@ -252,9 +274,14 @@ class ECA(Recalibration):
 
     def __init__(self, channels: int, gamma: int = 2, beta: int = 1, kernel_size: int | None = None) -> None:
         super().__init__()
+        gamma = _positive_int("gamma", gamma)
+        if isinstance(beta, bool) or not isinstance(beta, int):
+            raise StyleclsError(f"block option beta must be an integer, got {beta!r}")
         if kernel_size is None:
             t = int(abs((math.log2(channels) + beta) / gamma))
             kernel_size = t if t % 2 else t + 1
+        if _positive_int("kernel_size", kernel_size) % 2 == 0:
+            raise StyleclsError(f"block option kernel_size must be odd (the gate keeps C channels), got {kernel_size}")
         self.conv = nn.Conv1d(1, 1, kernel_size=kernel_size, padding=(kernel_size - 1) // 2, bias=False)
 
     def gate(self, x: Tensor) -> Tensor:
@@ -275,14 +302,27 @@ BLOCKS: dict[str, Any] = {
 }
 
 
+def _option_names(factory: Any) -> list[str]:
+    """The keyword options a block factory takes (every parameter after ``channels``)."""
+    params = list(inspect.signature(factory).parameters.values())[1:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def create_block(name: str, channels: int, **options: Any) -> nn.Module:
-    """Build the recalibration module ``name`` for ``channels`` channels (see :data:`BLOCKS`)."""
+    """Build the recalibration module ``name`` for ``channels`` channels (see :data:`BLOCKS`).
+
+    Option names the block does not have are refused here, by name; errors raised while building
+    the block (bad values are :class:`StyleclsError`, bugs anything else) pass through unchanged.
+    """
     if name not in BLOCKS:
         raise unknown_name("block", name, BLOCKS)
-    try:
-        return BLOCKS[name](channels, **options)
-    except TypeError as e:
-        raise StyleclsError(f"block {name!r} does not take the options {sorted(options)}: {e}") from None
+    accepted = _option_names(BLOCKS[name])
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        listed = ", ".join(repr(k) for k in unknown)
+        takes = f"its options: {', '.join(accepted)}" if accepted else "it takes none"
+        raise StyleclsError(f"block {name!r} does not take option{'s' if len(unknown) > 1 else ''} {listed}; {takes}")
+    return BLOCKS[name](channels, **options)
 
 
 def no_weight_decay_names(model: nn.Module) -> set[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -198,8 +200,88 @@ def test_bad_block_name_and_option_are_clear_errors() -> None:
         create_block("cbam", 8)
     with pytest.raises(StyleclsError, match="unknown SRM pooling 'max'"):
         create_block("srm", 8, pooling="max")
-    with pytest.raises(StyleclsError, match="does not take the options"):
-        create_block("se", 8, pooling="mean")
+    with pytest.raises(StyleclsError, match=r"^block 'se' does not take option 'pooling'; its options: reduction$"):
+        create_block("se", 8, pooling="mean", reduction=4)
+    with pytest.raises(StyleclsError, match=r"^block 'none' does not take options 'a', 'b'; it takes none$"):
+        create_block("none", 8, b=1, a=2)
+
+
+def test_a_type_error_inside_a_block_is_not_called_an_unknown_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(channels: int, reduction: int = 16) -> torch.nn.Module:
+        raise TypeError("a bug inside the block")
+
+    monkeypatch.setitem(BLOCKS, "broken", broken)
+    with pytest.raises(TypeError, match="a bug inside the block"):
+        create_block("broken", 8, reduction=4)
+
+
+@pytest.mark.parametrize("name", ["se", "srm"])
+@pytest.mark.parametrize("value", [0, -4, "abc", 2.5, True, None])
+def test_reduction_must_be_a_positive_integer(name: str, value: object) -> None:
+    message = f"block option reduction must be a positive integer, got {value!r}"
+    with pytest.raises(StyleclsError, match=f"^{re.escape(message)}$"):
+        create_block(name, 64, reduction=value)
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "value", "message"),
+    [
+        ("eca", "kernel_size", 0, "kernel_size must be a positive integer"),
+        ("eca", "kernel_size", 4, "kernel_size must be odd"),
+        ("eca", "gamma", -1, "gamma must be a positive integer"),
+        ("srm", "eps", -1.0, "eps must be a positive number"),
+        ("srm", "eps", "x", "eps must be a positive number"),
+    ],
+)
+def test_other_numeric_block_options_are_checked(name: str, option: str, value: object, message: str) -> None:
+    with pytest.raises(StyleclsError, match=message):
+        create_block(name, 64, **{option: value})
+    assert create_block("se", 64, reduction=8).fc1.out_channels == 8
+
+
+def test_srm_runs_in_float64_forward_and_backward() -> None:
+    for training in (True, False):
+        block = _randomised_srm(8).double().train(training)
+        reference = _randomised_srm(8).double().train(training)
+        torch.manual_seed(4)
+        x = torch.randn(4, 8, 5, 6, dtype=torch.float64, requires_grad=True)
+        x_ref = x.detach().clone().requires_grad_()
+        identity = torch.randn_like(x)
+        grad = torch.randn_like(x)
+        out = add_recalibrated(block, x, identity)
+        assert out.dtype == torch.float64
+        out.backward(grad)
+        (identity + srm_reference(x_ref, reference)).backward(grad)
+        torch.testing.assert_close(out, identity + srm_reference(x_ref.detach(), reference), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-10, atol=1e-12)
+        for p, q in zip(block.parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12)
+        with torch.inference_mode():
+            assert block(x.detach()).dtype == torch.float64
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3], ids=["centred", "offset1e3"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_style_pool_passes_gradcheck_in_float64(offset: float, channels_last: bool) -> None:
+    torch.manual_seed(5)
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64) + offset
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradcheck(style_pool, (x.requires_grad_(),))
+
+
+@pytest.mark.parametrize("options", [{}, {"pooling": "std"}, {"integration": "mlp"}], ids=["paper", "std-only", "mlp"])
+def test_srm_residual_passes_gradcheck_in_float64(options: dict) -> None:
+    block = _randomised_srm(3, **options).double().train()
+    torch.manual_seed(6)
+    x = torch.randn(4, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+    identity = torch.randn_like(x, requires_grad=True)
+    params = tuple(block.parameters())
+
+    def residual(x: torch.Tensor, identity: torch.Tensor, *_: torch.Tensor) -> torch.Tensor:
+        return add_recalibrated(block, x, identity)
+
+    assert torch.autograd.gradcheck(residual, (x, identity, *params))
 
 
 def test_no_weight_decay_names_are_srm_parameters_only() -> None:
