@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 from abc import abstractmethod
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -243,8 +243,9 @@ class StyleRecalibration(Recalibration):
     def _folded_bn(self) -> tuple[Tensor, Tensor]:
         # eval: BN(z) = z·s + t with s = γ/sqrt(var+eps), t = β - mean·s (folded into the CFC's output)
         bn = self.bn
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        return scale, bn.bias - bn.running_mean * scale
+        running_mean, running_var = cast(Tensor, bn.running_mean), cast(Tensor, bn.running_var)
+        scale = bn.weight * torch.rsqrt(running_var + bn.eps)
+        return scale, bn.bias - running_mean * scale
 
     @torch.no_grad()
     def effective_weights(self) -> Tensor:
