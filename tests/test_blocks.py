@@ -129,23 +129,34 @@ def test_inference_style_pool_handles_offsets_and_dead_channels(dtype: torch.dty
     assert rel_std.max() <= (1e-4 if dtype == torch.float32 else 1e-2)
 
 
-def test_srm_gradients_with_some_ill_conditioned_channels() -> None:
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("joined", [False, True], ids=["block", "join"])
+def test_srm_gradients_with_some_ill_conditioned_channels(joined: bool, channels_last: bool) -> None:
     block = _randomised_srm(6).train()
     reference = _randomised_srm(6).train().double()
     torch.manual_seed(3)
     x = torch.randn(3, 6, 9, 9)
     x[:, 1] = x[:, 1] * 0.01 + 1e3 * (1 + 0.01 * torch.randn(3, 1, 1))
     x[:, 2] = 0.7
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_()
     x64 = x.detach().double().requires_grad_()
     grad = torch.randn(3, 6, 9, 9)
-    block(x).backward(grad)
+    out = add_recalibrated(block, x, torch.zeros_like(x)) if joined else block(x)
+    assert (type(out.grad_fn).__name__ == "_StyleJoinBackward") == joined  # the fused backward is the one taken
+    out.backward(grad)
     srm_reference(x64, reference).backward(grad.double())
     assert x.grad is not None and x64.grad is not None
     for c in (0, 3, 4, 5):  # well-conditioned channels: tight
         _assert_close(x.grad[:, c], x64.grad[:, c])
     _assert_close(x.grad[:, 1], x64.grad[:, 1], rtol=1e-3)  # float32 itself is ~5e-4 off at |mean|/std = 1e5
     _assert_close(x.grad[:, 2], x64.grad[:, 2])
+    well = [0, 3, 4, 5]  # channel 1's CFC gradient Σ_n ∂z·μ cancels at μ ≈ 1e3 in float32 whatever the code
+    for p, q in zip(block.parameters(), reference.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None
+        _assert_close(p.grad[well], q.grad[well])
+    assert int(block.bn.state_dict()["num_batches_tracked"]) == 1  # one forward, one running-stat update
 
 
 @pytest.mark.parametrize("offset", [0.0, 1e3], ids=["centred", "offset1e3"])

@@ -1,7 +1,7 @@
 """What a recalibration block costs: parameters, FLOPs, and measured step-time ratios.
 
 Timings on shared machines are noisy, so every block is timed side by side with the plain
-backbone by ``torch.utils.benchmark`` (one ``blocked_autorange`` each, alternating which goes
+backbone by ``torch.utils.benchmark`` (one timed block of each per repeat, alternating which goes
 first, so a burst of load from elsewhere hits both), and we report the median of the per-repeat
 ratios.
 """
@@ -80,8 +80,9 @@ def side_by_side(
 ) -> tuple[float, float, float]:
     """Median seconds of ``base``, of ``other``, and the median of the per-repeat ratios other/base.
 
-    Each repeat runs one ``blocked_autorange`` of each (its block-size estimate doubles as a warm-up
-    after the switch), alternating the order, so load from elsewhere falls on both.
+    Each repeat runs one ``Timer.blocked_autorange`` of each, alternating which goes first, so load
+    from elsewhere falls on both. Its block-size estimate is an untimed first call after every switch
+    of model (a warm-up); a step slower than ``min_run_time`` is then timed once.
     """
     timers = (_timer(base, "base"), _timer(other, "other"))
     times: tuple[list[float], list[float]] = ([], [])
