@@ -71,7 +71,8 @@ def main() -> None:
             base = base or (t, i)
             totals[block][0] += units * (t - base[0])
             totals[block][1] += units * (i - base[1])
-            print(f"| {name} | {tuple(shape)} | {block} | {t:.0f} | {i:.0f} | {t - base[0]:+.0f} | {i - base[1]:+.0f} |")
+            added = f"{t - base[0]:+.0f} | {i - base[1]:+.0f}"
+            print(f"| {name} | {tuple(shape)} | {block} | {t:.0f} | {i:.0f} | {added} |")
     for block, (t, i) in totals.items():
         print(f"ResNet-50 total added by {block}: train {t / 1e3:+.1f} ms, inference {i / 1e3:+.1f} ms per step")
     if args.profile:
