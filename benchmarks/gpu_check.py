@@ -29,15 +29,15 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def sgd_like_train(model: torch.nn.Module, lr: float = 0.1, weight_decay: float = 1e-4) -> torch.optim.SGD:
-    """SGD (momentum 0.9) with ``stylecls train``'s groups: no weight decay on SRM's parameters
-    (:func:`stylecls.blocks.no_weight_decay_names`), on BatchNorm or on biases; decay on the rest."""
+    """SGD (momentum 0.9) with ``stylecls train``'s default groups: no weight decay on SRM's parameters
+    (:func:`stylecls.blocks.no_weight_decay_names`, as in the paper), decay on all the others."""
     from stylecls.blocks import no_weight_decay_names
 
     exempt = no_weight_decay_names(model)
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
-        (no_decay if name in exempt or p.ndim <= 1 else decay).append(p)
+        (no_decay if name in exempt else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.SGD(groups, lr=lr, momentum=0.9)
 
