@@ -11,12 +11,14 @@ parameter-free), ``eca`` (Efficient Channel Attention, adaptive kernel).
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import abstractmethod
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from stylecls.errors import StyleclsError, unknown_name
 
@@ -57,72 +59,109 @@ class Recalibration(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x * self.gate(x)
 
+    def join(self, x: Tensor, identity: Tensor) -> Tensor:
+        """``identity + self(x)`` as one ``addcmul`` pass (blocks may fuse more, see SRM)."""
+        return torch.addcmul(identity, x, self.gate(x))
+
 
 def add_recalibrated(block: nn.Module, x: Tensor, identity: Tensor) -> Tensor:
-    """``identity + block(x)``, fused into one ``addcmul`` pass when the block is a gate."""
+    """``identity + block(x)``, fused into one pass when the block is a gate (:meth:`Recalibration.join`)."""
     if isinstance(block, Recalibration):
-        return torch.addcmul(identity, x, block.gate(x))
+        return block.join(x, identity)
     return block(x) + identity
+
+
+def _positive_int(option: str, value: Any) -> int:
+    """``value`` if it is an integer >= 1 (not a bool), else the user's error naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StyleclsError(f"block option {option} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_float(option: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0, else the user's error naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise StyleclsError(f"block option {option} must be a positive number, got {value!r}")
+    return float(value)
 
 
 # --- style pooling ------------------------------------------------------------------------------
 
 
+def accumulation_dtype(x: Tensor) -> torch.dtype:
+    """Sums over H×W run in at least float32 (bf16/fp16 inputs), and in float64 for float64 inputs."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def _moments(x: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Per-(n, c) mean and sqrt(unbiased var + eps) in float32, each (N, C, 1, 1).
+    """Per-(n, c) mean and sqrt(unbiased var + eps), each (N, C, 1, 1), in :func:`accumulation_dtype`.
 
     ``torch.var`` over H×W runs a scalar Welford loop on the CPU (50-90× a mean here). On the CPU we
-    read x once for Σx and Σx² and take var = (Σx² - (Σx)²/n)/(n - 1); that cancels where
+    read x for Σx and Σx² and take var = (Σx² - (Σx)²/n)/(n - 1); that cancels where
     |mean| >> std, so those rows (offset inputs, dead channels: Σx² > 64·n·(var + eps)) are
-    recomputed from centred values and their flat indices returned. Elsewhere the float32 error of
-    σ² stays below ~3e-5 relative. Other devices have the bandwidth for the centred two-pass form
-    (and no host sync): they return ``None`` for the indices. So does tracing (TorchScript/ONNX
-    export), which cannot record the data-dependent fix-up.
+    recomputed from centred values and their flat (n·C + c) indices returned. Elsewhere the float32
+    error of σ² stays below ~3e-5 relative. Other devices have the bandwidth for the centred
+    two-pass form (and no host sync): they return ``None`` for the indices. So does tracing
+    (TorchScript/ONNX export), which cannot record the data-dependent fix-up.
     """
     n = x.shape[-1] * x.shape[-2]
+    acc = accumulation_dtype(x)
     if x.device.type != "cpu" or torch.jit.is_tracing():
-        mean = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
+        mean = x.mean(dim=(2, 3), keepdim=True, dtype=acc)
         var = torch.linalg.vector_norm(x - mean, dim=(2, 3), keepdim=True).square_() / max(n - 1, 1)
         return mean, var.add_(eps).sqrt_(), None
-    total = x.sum(dim=(2, 3), keepdim=True, dtype=torch.float32)
-    sq = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True, dtype=torch.float32).square_()
+    total = x.sum(dim=(2, 3), keepdim=True, dtype=acc)
+    sq = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True, dtype=acc).square_()
     mean = total / n
     var = (sq - total * mean).clamp_min_(0) / max(n - 1, 1)
-    ill = (sq > (var + eps) * (64 * n)).flatten().nonzero().flatten()
+    ill = (sq > (var + eps) * (64 * n)).view(-1).nonzero().view(-1)
     if ill.numel():
-        rows = x.reshape(-1, n)[ill].float()
-        var.view(-1)[ill] = (rows - rows.mean(dim=1, keepdim=True)).square_().sum(dim=1) / max(n - 1, 1)
+        rows = _rows(x, ill).to(acc)
+        var.view(-1)[ill] = (rows - rows.mean(dim=(1, 2), keepdim=True)).square_().sum(dim=(1, 2)) / max(n - 1, 1)
     return mean, var.add_(eps).sqrt_(), ill
 
 
-class _StylePool(torch.autograd.Function):
-    """Style pooling with a closed-form backward in one fused pass over x:
+def _rows(x: Tensor, flat: Tensor) -> Tensor:
+    """The (H, W) maps of x at flat (n·C + c) indices, shape (k, H, W), in any memory layout."""
+    return x[flat // x.shape[1], flat % x.shape[1]]
 
-    dL/dx = gμ/n + gσ·(x - μ)/((n - 1)σ) = a + b·x per channel, with the centred form for the rows
-    where |μ| >> σ would make a + b·x cancel. Only x (already kept by the gate's multiply) is saved.
+
+def _pool_grad(x: Tensor, mean: Tensor, std: Tensor, ill: Tensor | None, d_mean: Tensor | None,
+               d_std: Tensor | None) -> Tensor:
+    """dL/dx of style pooling: gμ/n + gσ·(x - μ)/((n - 1)σ) = a + b·x per (n, c), one pass over x.
+
+    The rows where |μ| >> σ (``ill``) would make a + b·x cancel: they take the centred form. Off the
+    CPU (``ill`` is None) the centred form is used throughout.
     """
+    n = x.shape[-1] * x.shape[-2]
+    b = torch.zeros_like(std) if d_std is None else d_std.reshape(std.shape).to(std.dtype) / (std * max(n - 1, 1))
+    a = torch.zeros_like(mean) if d_mean is None else d_mean.reshape(mean.shape).to(mean.dtype) / n
+    if ill is None:
+        return torch.addcmul(a, b, x - mean).to(x.dtype)
+    grad_x = torch.addcmul((a - b * mean).to(x.dtype), b.to(x.dtype), x)
+    if ill.numel():
+        rows = _rows(x, ill).to(std.dtype)
+        a_, b_, m_ = (t.view(-1, 1, 1)[ill] for t in (a, b, mean))
+        grad_x[ill // x.shape[1], ill % x.shape[1]] = (a_ + b_ * (rows - m_)).to(x.dtype)
+    return grad_x
+
+
+class _StylePool(torch.autograd.Function):
+    """Style pooling with a closed-form backward in one pass over x (:func:`_pool_grad`).
+    Only x (already kept by the gate's multiply) is saved."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
         mean, std, ill = _moments(x, eps)
-        ctx.save_for_backward(x, mean, std, ill)
-        ctx.n = x.shape[-1] * x.shape[-2]
+        ctx.save_for_backward(x, mean, std)
+        ctx.ill = ill
         return mean.to(x.dtype), std.to(x.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad_mean: Tensor, grad_std: Tensor) -> tuple[Tensor, None]:
-        x, mean, std, ill = ctx.saved_tensors
-        n = ctx.n
-        b = grad_std.float() / (std * max(n - 1, 1))
-        a = grad_mean.float() / n
-        if ill is None or not x.is_contiguous():
-            return torch.addcmul(a, b, x - mean).to(x.dtype), None
-        grad_x = torch.addcmul((a - b * mean).to(x.dtype), b.to(x.dtype), x)
-        if ill.numel():
-            rows = x.reshape(-1, n)[ill].float()
-            fixed = a.view(-1, 1)[ill] + b.view(-1, 1)[ill] * (rows - mean.view(-1, 1)[ill])
-            grad_x.view(-1, n)[ill] = fixed.to(x.dtype)
-        return grad_x, None
+        x, mean, std = ctx.saved_tensors
+        return _pool_grad(x, mean, std, ctx.ill, grad_mean, grad_std), None
 
 
 def style_pool(x: Tensor, eps: float = SRM_EPS) -> tuple[Tensor, Tensor]:
@@ -133,6 +172,44 @@ def style_pool(x: Tensor, eps: float = SRM_EPS) -> tuple[Tensor, Tensor]:
     return mean.to(x.dtype), std.to(x.dtype)
 
 
+def _row_dot(a: Tensor, b: Tensor, dtype: torch.dtype) -> Tensor:
+    """Σ over H×W of a·b per (n, c), shape (N, C), without materialising a·b where the layout allows."""
+    return (a * b).sum(dim=(2, 3), dtype=dtype)
+
+
+class _StyleJoin(torch.autograd.Function):
+    """``identity + x·g`` with g = SRM's gate of x, for training: autograd's backward would go over
+    the feature map five times (the product's two gradients, the reduction to g's shape, the
+    pooling's gradient and the sum of x's two gradients); this one reads x and the incoming
+    gradient for Σ grad·x and once more for x's gradient. The small gate graph (CFC, BatchNorm,
+    sigmoid on (N, C)) is built as usual and differentiated by autograd inside the backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, identity: Tensor, block: StyleRecalibration, *params: Tensor) -> Tensor:
+        mean, std, ill = _moments(x, block.eps)
+        with torch.enable_grad():
+            feats = [t.to(x.dtype).flatten(1).detach().requires_grad_() for t in (mean, std)]
+            gate = block.integrate(block.select(feats))
+        ctx.save_for_backward(x, mean, std)
+        ctx.ill, ctx.feats, ctx.gate, ctx.params = ill, feats, gate, params
+        return torch.addcmul(identity, x, gate.detach()[:, :, None, None].to(x.dtype))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, mean, std = ctx.saved_tensors
+        gate = ctx.gate
+        trainable = [p for p in ctx.params if p.requires_grad]
+        d_gate = _row_dot(grad, x, mean.dtype).to(gate.dtype)
+        # retain: the outer graph may be differentiated again (retain_graph=True, gradcheck); the gate graph is small
+        grads = torch.autograd.grad(gate, [*ctx.feats, *trainable], d_gate, allow_unused=True, retain_graph=True)
+        grad_x = _pool_grad(x, mean, std, ctx.ill, grads[0], grads[1])
+        grad_x.addcmul_(grad, gate.detach()[:, :, None, None].to(grad.dtype))
+        by_param = dict(zip(map(id, trainable), grads[2:], strict=True))
+        return (grad_x, grad, None, *(by_param.get(id(p)) for p in ctx.params))
+
+
 # --- blocks -------------------------------------------------------------------------------------
 
 
@@ -141,7 +218,7 @@ class SqueezeExcite(Recalibration):
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
-        hidden = max(1, channels // reduction)
+        hidden = max(1, channels // _positive_int("reduction", reduction))
         self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1, bias=True)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1, bias=True)
@@ -177,9 +254,10 @@ class StyleRecalibration(Recalibration):
             raise unknown_name("SRM pooling", pooling, self.POOLINGS)
         if integration not in self.INTEGRATIONS:
             raise unknown_name("SRM integration", integration, self.INTEGRATIONS)
+        reduction = _positive_int("reduction", reduction)
         self.pooling = pooling
         self.integration = integration
-        self.eps = eps
+        self.eps = _positive_float("eps", eps)
         n_style = 2 if pooling == "mean+std" else 1
         if integration == "cfc":
             # (C, n_style): the reference implementation's Conv1d(C, C, kernel=2, groups=C) weight, squeezed.
@@ -196,13 +274,16 @@ class StyleRecalibration(Recalibration):
     def style(self, x: Tensor) -> list[Tensor]:
         """The style features [μ] / [σ] / [μ, σ], each (N, C)."""
         if self.pooling == "mean":
-            return [x.mean(dim=(2, 3), dtype=torch.float32).to(x.dtype)]
+            return [x.mean(dim=(2, 3), dtype=accumulation_dtype(x)).to(x.dtype)]
         mean, std = style_pool(x, self.eps)
-        feats = [mean.flatten(1), std.flatten(1)]
-        return feats[1:] if self.pooling == "std" else feats
+        return self.select([mean.flatten(1), std.flatten(1)])
 
-    def gate(self, x: Tensor) -> Tensor:
-        feats = self.style(x)
+    def select(self, mean_std: list[Tensor]) -> list[Tensor]:
+        """The features this pooling uses, from [μ, σ]."""
+        return {"mean+std": mean_std, "mean": mean_std[:1], "std": mean_std[1:]}[self.pooling]
+
+    def integrate(self, feats: list[Tensor]) -> Tensor:
+        """Style integration and activation: the gate (N, C) from the style features."""
         if self.integration == "mlp":
             z = self.mlp(torch.cat(feats, dim=1))
         else:
@@ -211,7 +292,24 @@ class StyleRecalibration(Recalibration):
             if len(feats) == 2:
                 z = torch.addcmul(z, feats[1], w[:, 1])
             z = self._batch_norm(z)
-        return self.activation(z)[:, :, None, None].to(x.dtype)
+        return self.activation(z)
+
+    def gate(self, x: Tensor) -> Tensor:
+        return self.integrate(self.style(x))[:, :, None, None].to(x.dtype)
+
+    def join(self, x: Tensor, identity: Tensor) -> Tensor:
+        """``identity + x·gate(x)``; in training, through :class:`_StyleJoin`'s fused backward."""
+        params = tuple(self.parameters())
+        fused = (
+            torch.is_grad_enabled()
+            and self.pooling != "mean"
+            and any(t.requires_grad for t in (x, identity, *params))
+            and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling()
+        )
+        if fused:
+            return _StyleJoin.apply(x, identity, self, *params)
+        return super().join(x, identity)
 
     def _batch_norm(self, z: Tensor) -> Tensor:
         if self.training or not self.bn.track_running_stats:
@@ -222,8 +320,9 @@ class StyleRecalibration(Recalibration):
     def _folded_bn(self) -> tuple[Tensor, Tensor]:
         # eval: BN(z) = z·s + t with s = γ/sqrt(var+eps), t = β - mean·s (folded into the CFC's output)
         bn = self.bn
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        return scale, bn.bias - bn.running_mean * scale
+        running_mean, running_var = cast(Tensor, bn.running_mean), cast(Tensor, bn.running_var)
+        scale = bn.weight * torch.rsqrt(running_var + bn.eps)
+        return scale, bn.bias - running_mean * scale
 
     @torch.no_grad()
     def effective_weights(self) -> Tensor:
@@ -253,9 +352,14 @@ class ECA(Recalibration):
 
     def __init__(self, channels: int, gamma: int = 2, beta: int = 1, kernel_size: int | None = None) -> None:
         super().__init__()
+        gamma = _positive_int("gamma", gamma)
+        if isinstance(beta, bool) or not isinstance(beta, int):
+            raise StyleclsError(f"block option beta must be an integer, got {beta!r}")
         if kernel_size is None:
             t = int(abs((math.log2(channels) + beta) / gamma))
             kernel_size = t if t % 2 else t + 1
+        if _positive_int("kernel_size", kernel_size) % 2 == 0:
+            raise StyleclsError(f"block option kernel_size must be odd (the gate keeps C channels), got {kernel_size}")
         self.conv = nn.Conv1d(1, 1, kernel_size=kernel_size, padding=(kernel_size - 1) // 2, bias=False)
 
     def gate(self, x: Tensor) -> Tensor:
@@ -276,14 +380,27 @@ BLOCKS: dict[str, Any] = {
 }
 
 
+def _option_names(factory: Any) -> list[str]:
+    """The keyword options a block factory takes (every parameter after ``channels``)."""
+    params = list(inspect.signature(factory).parameters.values())[1:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def create_block(name: str, channels: int, **options: Any) -> nn.Module:
-    """Build the recalibration module ``name`` for ``channels`` channels (see :data:`BLOCKS`)."""
+    """Build the recalibration module ``name`` for ``channels`` channels (see :data:`BLOCKS`).
+
+    Option names the block does not have are refused here, by name; errors raised while building
+    the block (bad values are :class:`StyleclsError`, bugs anything else) pass through unchanged.
+    """
     if name not in BLOCKS:
         raise unknown_name("block", name, BLOCKS)
-    try:
-        return BLOCKS[name](channels, **options)
-    except TypeError as e:
-        raise StyleclsError(f"block {name!r} does not take the options {sorted(options)}: {e}") from None
+    accepted = _option_names(BLOCKS[name])
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        listed = ", ".join(repr(k) for k in unknown)
+        takes = f"its options: {', '.join(accepted)}" if accepted else "it takes none"
+        raise StyleclsError(f"block {name!r} does not take option{'s' if len(unknown) > 1 else ''} {listed}; {takes}")
+    return BLOCKS[name](channels, **options)
 
 
 def no_weight_decay_names(model: nn.Module) -> set[str]:

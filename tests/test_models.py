@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import cast
+
 import pytest
 import torch
 import torchvision
@@ -9,8 +14,8 @@ from typer.testing import CliRunner
 
 from stylecls.cli import app
 from stylecls.errors import StyleclsError
-from stylecls.models import ARCHS, build_model, count_parameters
-from stylecls.models.overhead import count_gflops, measure_overhead
+from stylecls.models import ARCHS, LoadReport, build_model, count_parameters
+from stylecls.models.overhead import count_gflops, measure_overhead, side_by_side
 
 
 @pytest.mark.parametrize(
@@ -21,14 +26,36 @@ def test_resnet50_parameter_counts_match_the_paper(block: str, expected: int) ->
     assert count_parameters(build_model("resnet50", block, num_classes=1000)) == expected
 
 
-def test_plain_resnets_match_torchvision_exactly() -> None:
-    for arch in ("resnet18", "resnet50"):
-        ours = build_model(arch).state_dict()
-        theirs = getattr(torchvision.models, arch)().state_dict()
-        assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_plain_resnets_match_torchvision_exactly(arch: str) -> None:
+    """Same keys and shapes, and with one state dict loaded into both, the same outputs and gradients."""
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, arch)(num_classes=10)
+    ours = build_model(arch, num_classes=10)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    with torch.no_grad():  # non-trivial BN statistics, so eval mode is not the identity on them
+        for name, buf in theirs.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    for training in (False, True):
+        ours.train(training)
+        theirs.train(training)
+        out_ours, out_theirs = ours(x), theirs(x)
+        torch.testing.assert_close(out_ours, out_theirs, rtol=0, atol=0)
+    out_ours.sum().backward()
+    out_theirs.sum().backward()
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("arch", "block", "units"), [("resnet50", "srm", 16), ("resnet18", "se", 8), ("resnet18", "eca", 8)])
+@pytest.mark.parametrize(
+    ("arch", "block", "units"), [("resnet50", "srm", 16), ("resnet18", "se", 8), ("resnet18", "eca", 8)]
+)
 def test_torchvision_weights_load_into_every_variant(tmp_path, arch: str, block: str, units: int) -> None:
     torch.manual_seed(0)
     tv = getattr(torchvision.models, arch)()
@@ -36,7 +63,7 @@ def test_torchvision_weights_load_into_every_variant(tmp_path, arch: str, block:
     torch.save(tv.state_dict(), path)
 
     model = build_model(arch, block, num_classes=1000, pretrained=path)
-    report = model.load_report
+    report = cast(LoadReport, model.load_report)
     assert set(report.loaded) == set(tv.state_dict())  # every torchvision key was used
     assert report.new and all(".recalibration." in k for k in report.new)
     assert not report.reinitialised
@@ -49,7 +76,7 @@ def test_pretrained_head_of_another_size_is_reinitialised(tmp_path) -> None:
     path = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), path)
     model = build_model("resnet18", "srm", num_classes=7, pretrained=path)
-    assert model.load_report.reinitialised == ["fc.bias", "fc.weight"]
+    assert cast(LoadReport, model.load_report).reinitialised == ["fc.bias", "fc.weight"]
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 7)
 
 
@@ -90,18 +117,90 @@ def test_resnet_forward_backward_channels_last() -> None:
 
 
 def test_overhead_measures_every_block_against_plain() -> None:
-    rows = measure_overhead("cifar_resnet20", ["none", "srm"], img_size=32, batch=4, num_classes=10, repeats=2, warmup=1)
+    rows = measure_overhead("cifar_resnet20", ["none", "srm"], img_size=32, batch=4, num_classes=10, repeats=2)
     assert [r.block for r in rows] == ["none", "srm"]
     assert rows[1].params == rows[0].params + 4 * 3 * (16 + 32 + 64)  # CFC 2 + BN 2 per channel
-    assert all(r.train_ratio > 0 and r.infer_ratio > 0 for r in rows)
+    assert all(r.train_ratio is not None and r.train_ratio > 0 for r in rows)
+    assert all(r.infer_ratio is not None and r.infer_ratio > 0 for r in rows)
     assert count_gflops(build_model("resnet50"), 224) == pytest.approx(8.18, abs=0.02)  # 4.09 GMACs
 
 
 def test_models_command_prints_the_table() -> None:
-    result = CliRunner().invoke(app, ["models", "--arch", "cifar_resnet20", "--block", "none", "--block", "srm", "--img-size", "32"])
+    args = ["models", "--arch", "cifar_resnet20", "--block", "none", "--block", "srm", "--img-size", "32"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "cifar_resnet20" in result.output and "srm" in result.output
-    assert "272,474" in result.output or "params" in result.output.lower()
+    cells = [line.replace("│", " ").split() for line in result.output.splitlines() if "cifar_resnet20" in line]
+    rows = {c[1]: c[2:] for c in cells if len(c) > 2}
+    plain, srm = (count_parameters(build_model("cifar_resnet20", b)) for b in ("none", "srm"))
+    assert rows["none"][:2] == [f"{plain:,}", "+0"]
+    assert rows["srm"][:2] == [f"{srm:,}", f"{srm - plain:+,}"]
+
+
+def _flat(output: str) -> str:
+    """CLI output without rich's panel borders and line wrapping."""
+    return " ".join(output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("option", ["--img-size", "--num-classes", "--repeats", "--batch-size"])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_models_command_refuses_sizes_below_one(option: str, value: str) -> None:
+    result = CliRunner().invoke(app, ["models", "--arch", "cifar_resnet20", "--block", "srm", option, value, "--time"])
+    assert result.exit_code == 2, result.output
+    message = _flat(result.output)
+    assert f"Invalid value for '{option}': Input should be greater than or equal to 1" in message
+    assert "Traceback" not in result.output and "timing" not in result.output
+
+
+@pytest.mark.parametrize(("option", "value", "names"), [("--block", "cbam", "'eca', 'ge', 'none', 'se', 'srm'"),
+                                                        ("--arch", "vgg16", "'cifar_resnet110', ")])
+def test_models_command_lists_registry_names_for_an_unknown_one(option: str, value: str, names: str) -> None:
+    result = CliRunner().invoke(app, ["models", option, value])
+    assert result.exit_code == 2, result.output
+    assert f"'{value}' is not one of {names}" in _flat(result.output)
+
+
+def test_models_command_completes_names_from_the_registries() -> None:
+    import typer.main
+
+    command = typer.main.get_command(app).commands["models"]  # type: ignore[attr-defined]
+    params = {p.name: p for p in command.params}
+    ctx = command.make_context("models", [], resilient_parsing=True)
+    assert [c.value for c in params["block"].shell_complete(ctx, "s")] == ["se", "srm"]
+    assert [c.value for c in params["arch"].shell_complete(ctx, "resnet1")] == ["resnet101", "resnet152", "resnet18"]
+
+
+def _gpu_check() -> ModuleType:
+    path = Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_imports_and_its_cpu_parts_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gpu_check = _gpu_check()
+    model = build_model("cifar_resnet20", "srm", num_classes=3)
+    decay, no_decay = gpu_check.sgd_like_train(model).param_groups
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    srm_params = {id(p) for n, p in model.named_parameters() if ".recalibration." in n}
+    assert srm_params and srm_params == {id(p) for p in no_decay["params"]}  # as `stylecls train` by default
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    command = gpu_check.demo_command("srm", tmp_path, device="cpu")
+    assert command[1:5] == ["-m", "stylecls", "train", "--dataset"] and "--no-progress" in command
+    summary = gpu_check.run_summary({"train": {"epochs": 3, "amp": True, "amp_dtype": "bfloat16", "workers": 4},
+                                     "best": {"epoch": 2, "val_acc": 0.5}})
+    assert summary == {"epochs": 3, "best_val_acc": 0.5, "amp": True, "amp_dtype": "bfloat16", "workers": 4}
+    if not torch.cuda.is_available():
+        monkey_argv = ["gpu_check.py", "--out", str(tmp_path)]
+        import sys
+
+        old, sys.argv = sys.argv, monkey_argv
+        try:
+            assert gpu_check.main() == 0
+        finally:
+            sys.argv = old
+        assert "no CUDA GPU" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("block", ["srm", "se", "eca"])
@@ -114,3 +213,22 @@ def test_autocast_bfloat16_channels_last_trains(block: str) -> None:
     assert out.dtype == torch.bfloat16
     out.float().sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_side_by_side_alternates_and_reports_the_median_ratio() -> None:
+    import time
+
+    calls: list[str] = []
+
+    def base() -> None:
+        calls.append("base")
+        time.sleep(0.002)
+
+    def other() -> None:
+        calls.append("other")
+        time.sleep(0.006)
+
+    b, o, ratio = side_by_side(base, other, repeats=4, min_run_time=0.01)
+    assert 0.002 <= b < o and 1.5 < ratio < 4.5
+    switches = [c for i, c in enumerate(calls) if i == 0 or calls[i - 1] != c]
+    assert switches == ["base", "other", "base", "other", "base"]  # B O | O B | B O | O B

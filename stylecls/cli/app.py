@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -20,6 +21,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="List, check and prepare datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
+
 def _console(stderr: bool = False) -> Console:
     """Rich console; when piped or logged (no terminal, no $COLUMNS) 160 columns rather than rich's 80,
     so paths and run names in tables are not cut."""
@@ -33,13 +35,15 @@ err_console = _console(stderr=True)
 
 DataRootOpt = typer.Option(None, "--data-root", help="Data root (default: $STYLECLS_DATA or ./datasets).")
 CheckpointOpt = typer.Option("best", "--checkpoint", help="Which checkpoint: best or last.")
-EvalDataRootOpt = typer.Option(None, "--data-root", help="Where the run's images are now (default: its config's data root).")
+EvalDataRootOpt = typer.Option(
+    None, "--data-root", help="Where the run's images are now (default: its config's data root)."
+)
 DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 BatchOpt = typer.Option(128, "--batch-size", min=1, help="Images per forward pass.")
 WorkersOpt = typer.Option(2, "--workers", min=0, help="Data-loading worker processes.")
 
 
-def pct(x: object) -> str:
+def pct(x: float | str | None) -> str:
     """A fraction as a percentage with two decimals; empty for None."""
     return "" if x is None else f"{100 * float(x):.2f}%"
 
@@ -50,3 +54,38 @@ def data_options(split: Optional[int], task: Optional[str], seed: Optional[int],
     return {k: v for k, v in given.items() if v is not None}
 
 
+class RegistryChoice:
+    """One of the names in a registry dict (``"stylecls.blocks:BLOCKS"``), read when first needed.
+
+    The registries import torch; reading them lazily keeps ``stylecls --help`` instant. Typer 0.29 has
+    no ``click_type=``, so this is the option's ``parser`` (an unknown name is a usage error, exit 2,
+    listing the valid names) and its ``autocompletion`` (completion offers the registry's names).
+    """
+
+    def __init__(self, registry: str) -> None:
+        self.registry = registry
+
+    @property
+    def names(self) -> list[str]:
+        module, _, attribute = self.registry.partition(":")
+        return sorted(getattr(importlib.import_module(module), attribute))
+
+    def __call__(self, value: str) -> str:
+        if value not in self.names:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, self.names))}.")
+        return value
+
+    def complete(self, incomplete: str) -> list[str]:
+        return [name for name in self.names if name.startswith(incomplete)]
+
+
+def registry_option(default: Any, *param_decls: str, registry: str, help: str) -> Any:
+    """A typer option whose values must be names in ``registry`` (``"module:ATTRIBUTE"``).
+
+    ``block: str = registry_option("srm", "--block", registry="stylecls.blocks:BLOCKS", help="...")``
+    """
+    choice = RegistryChoice(registry)
+    return typer.Option(
+        default, *param_decls, parser=choice, autocompletion=choice.complete, metavar="NAME",
+        help=f"{help} A name from {registry.replace(':', '.')}; a wrong one lists them (so does TAB completion).",
+    )

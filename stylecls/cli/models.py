@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from stylecls.cli.app import app, console, err_console
+from stylecls.cli.app import app, console, err_console, registry_option
 
 
 def _say_timing(what: str) -> None:
@@ -15,13 +15,17 @@ def _say_timing(what: str) -> None:
 
 @app.command("models")
 def models_command(
-    arch: list[str] = typer.Option(["resnet50"], "--arch", "-a", help="Backbone(s); repeat the option for several."),
-    block: Optional[list[str]] = typer.Option(None, "--block", "-b", help="Block(s); default: all of them."),
-    img_size: int = typer.Option(224, help="Input size for GFLOPs (and timing)."),
-    num_classes: int = typer.Option(1000, help="Classifier size (1000 = ImageNet, the paper's counts)."),
+    arch: list[str] = registry_option(
+        ["resnet50"], "--arch", "-a", registry="stylecls.models:ARCHS", help="Backbone(s); repeat for several."
+    ),
+    block: Optional[list[str]] = registry_option(
+        None, "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Block(s); default: all of them."
+    ),
+    img_size: int = typer.Option(224, min=1, help="Input size for GFLOPs (and timing)."),
+    num_classes: int = typer.Option(1000, min=1, help="Classifier size (1000 = ImageNet, the paper's counts)."),
     time: bool = typer.Option(False, "--time", help="Also time train/inference steps against the plain backbone."),
-    batch_size: int = typer.Option(16, help="Batch size for --time."),
-    repeats: int = typer.Option(10, help="Timed repeats per block for --time (the median ratio is shown)."),
+    batch_size: int = typer.Option(16, min=1, help="Batch size for --time."),
+    repeats: int = typer.Option(10, min=1, help="Timed repeats per block for --time (the median ratio is shown)."),
 ) -> None:
     """Parameters, GFLOPs and (with --time) measured overhead of each block, per backbone."""
     from rich.table import Table

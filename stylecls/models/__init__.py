@@ -12,7 +12,7 @@ from stylecls.errors import unknown_name
 from stylecls.models import cifar_resnet, resnet
 from stylecls.models.pretrained import LoadReport, load_pretrained
 
-__all__ = ["ARCHS", "LoadReport", "build_model", "count_parameters", "is_small_input"]
+__all__ = ["ARCHS", "LoadReport", "build_model", "count_parameters"]
 
 ARCHS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet.resnet18,
@@ -26,11 +26,6 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {
     "cifar_resnet56": cifar_resnet.cifar_resnet56,
     "cifar_resnet110": cifar_resnet.cifar_resnet110,
 }
-
-
-def is_small_input(arch: str) -> bool:
-    """CIFAR-style backbones are meant for 32-64 px inputs."""
-    return arch.startswith("cifar_")
 
 
 def build_model(
@@ -49,9 +44,8 @@ def build_model(
     if arch not in ARCHS:
         raise unknown_name("arch", arch, ARCHS)
     model = ARCHS[arch](num_classes=num_classes, block=block, block_options=block_options)
-    model.load_report = None
-    if pretrained:
-        model.load_report = load_pretrained(model, pretrained, arch)
+    report = load_pretrained(model, pretrained, arch) if pretrained else None
+    model.load_report = report  # type: ignore[assignment]  # a plain attribute, not a parameter or buffer
     return model
 
 

@@ -37,7 +37,6 @@ class CifarResNet(nn.Module):
         def recalibration(channels: int) -> nn.Module:
             return create_block(block, channels, **options)
 
-        self.block_name = block
         self.inplanes = 16
         self.conv1 = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
@@ -49,7 +48,9 @@ class CifarResNet(nn.Module):
         self.fc = nn.Linear(64, num_classes)
         init_weights(self, zero_init_residual)
 
-    def _make_layer(self, planes: int, blocks: int, stride: int, recalibration: Callable[[int], nn.Module]) -> nn.Sequential:
+    def _make_layer(
+        self, planes: int, blocks: int, stride: int, recalibration: Callable[[int], nn.Module]
+    ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes:
             downsample = nn.Sequential(conv1x1(self.inplanes, planes, stride), nn.BatchNorm2d(planes))

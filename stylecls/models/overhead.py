@@ -1,18 +1,20 @@
 """What a recalibration block costs: parameters, FLOPs, and measured step-time ratios.
 
 Timings on shared machines are noisy, so every block is timed side by side with the plain
-backbone, alternating, and we report the median of the per-repeat ratios.
+backbone by ``torch.utils.benchmark`` (one timed block of each per repeat, alternating which goes
+first, so a burst of load from elsewhere hits both), and we report the median of the per-repeat
+ratios.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from stylecls.models import build_model, count_parameters
@@ -31,7 +33,7 @@ class BlockCost:
     train_ratio: float | None = None
     infer_ratio: float | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -68,27 +70,27 @@ def _infer_step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
-def _seconds(fn: Callable[[], None]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def _timer(fn: Callable[[], None], what: str) -> benchmark.Timer:
+    # Timer defaults to one thread; a training step uses all of them
+    return benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), description=what)
 
 
-def _side_by_side(base: Callable[[], None], other: Callable[[], None], repeats: int, warmup: int) -> tuple[float, float, float]:
-    """Median base time, median other time and median of per-repeat ratios, alternating the order."""
-    for _ in range(warmup):
-        base()
-        other()
-    tb, to, ratios = [], [], []
+def side_by_side(
+    base: Callable[[], None], other: Callable[[], None], repeats: int, min_run_time: float = 0.2
+) -> tuple[float, float, float]:
+    """Median seconds of ``base``, of ``other``, and the median of the per-repeat ratios other/base.
+
+    Each repeat runs one ``Timer.blocked_autorange`` of each, alternating which goes first, so load
+    from elsewhere falls on both. Its block-size estimate is an untimed first call after every switch
+    of model (a warm-up); a step slower than ``min_run_time`` is then timed once.
+    """
+    timers = (_timer(base, "base"), _timer(other, "other"))
+    times: tuple[list[float], list[float]] = ([], [])
     for i in range(repeats):
-        if i % 2:
-            o, b = _seconds(other), _seconds(base)
-        else:
-            b, o = _seconds(base), _seconds(other)
-        tb.append(b)
-        to.append(o)
-        ratios.append(o / b)
-    return statistics.median(tb), statistics.median(to), statistics.median(ratios)
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            times[k].append(timers[k].blocked_autorange(min_run_time=min_run_time).median)
+    ratios = [o / b for b, o in zip(*times, strict=True)]
+    return statistics.median(times[0]), statistics.median(times[1]), statistics.median(ratios)
 
 
 def measure_overhead(
@@ -99,7 +101,7 @@ def measure_overhead(
     num_classes: int = 1000,
     time_steps: bool = True,
     repeats: int = 10,
-    warmup: int = 2,
+    min_run_time: float = 0.2,
     progress: Callable[[str], None] | None = None,
 ) -> list[BlockCost]:
     """Parameters, GFLOPs and (optionally) train/inference ratios of each block against the plain net."""
@@ -116,9 +118,9 @@ def measure_overhead(
         row = BlockCost(arch, block, count_parameters(model), round(count_gflops(model, img_size), 4))
         if time_steps:
             train, infer = _train_step(model, x, y), _infer_step(model, x)
-            _, to, row.train_ratio = _side_by_side(plain_train, train, repeats, warmup)
+            _, to, row.train_ratio = side_by_side(plain_train, train, repeats, min_run_time)
             row.train_ms = to * 1e3
-            _, io, row.infer_ratio = _side_by_side(plain_infer, infer, repeats, warmup)
+            _, io, row.infer_ratio = side_by_side(plain_infer, infer, repeats, min_run_time)
             row.infer_ms = io * 1e3
         rows.append(row)
     return rows

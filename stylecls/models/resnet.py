@@ -98,7 +98,6 @@ class ResNet(nn.Module):
         def recalibration(channels: int) -> nn.Module:
             return create_block(block, channels, **options)
 
-        self.block_name = block
         self.inplanes = 64
         self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
