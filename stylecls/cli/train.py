@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from stylecls.cli import run_options as opt
-from stylecls.cli.app import app, console
+from stylecls.cli.app import app, console, registry_option
 from stylecls.errors import StyleclsError
 
 
@@ -36,8 +36,10 @@ _RESUME_OPTIONS = {"resume", "device", "workers", "threads", "progress"}
 def train_cmd(
     ctx: typer.Context,
     dataset: str = opt.DatasetOpt,
-    block: str = typer.Option("none", "--block", "-b", help="Recalibration block: none, se, srm, ge, eca."),
-    arch: Optional[str] = typer.Option(None, "--arch", "-a", help="Backbone (default: the dataset's recipe)."),
+    block: str = registry_option("none", "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Recalibration block."),
+    arch: Optional[str] = registry_option(
+        None, "--arch", "-a", registry="stylecls.models:ARCHS", help="Backbone (default: the dataset's recipe)."
+    ),
     block_option: list[str] = typer.Option(
         [], "--block-option", help="Block option KEY=VALUE (repeatable), e.g. pooling=mean."
     ),
