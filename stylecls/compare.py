@@ -128,7 +128,7 @@ def _same(runs: pd.DataFrame, ignore: Sequence[str]) -> None:
     keys = sorted(set().union(*(s.keys() for s in runs["settings"])) - set(ignore))
     for key in keys:
         values: dict[str, list[str]] = {}
-        for run, s in zip(runs["run"], runs["settings"]):
+        for run, s in zip(runs["run"], runs["settings"], strict=False):
             values.setdefault(s.get(key, "(unset)"), []).append(run)
         if len(values) > 1:
             shown = "; ".join(f"{v} in {', '.join(r[:2])}{' ...' if len(r) > 2 else ''}" for v, r in values.items())
@@ -139,7 +139,8 @@ def _same(runs: pd.DataFrame, ignore: Sequence[str]) -> None:
 
 
 def _no_duplicates(cell: pd.DataFrame) -> None:
-    ids = pd.Series([f"{a}/{b}/{c}" for a, b, c in zip(cell["seed"], cell["split"], cell["test_domain"])], cell.index)
+    keys = zip(cell["seed"], cell["split"], cell["test_domain"], strict=True)
+    ids = pd.Series([f"{a}/{b}/{c}" for a, b, c in keys], cell.index)
     dup = ids[ids.duplicated(keep=False)]
     if not dup.empty:
         runs = cell.loc[dup.index, "run"].tolist()
@@ -160,7 +161,7 @@ def summarize(frame: pd.DataFrame, by: str = "block") -> pd.DataFrame:
     group_keys = [g for g in GROUP if g != by]
     out: list[dict[str, Any]] = []
     for key, table in frame.groupby(group_keys, sort=True, dropna=False):
-        head = dict(zip(group_keys, key))
+        head = dict(zip(group_keys, key, strict=False))
         lodo = table["test_domain"].notna().any()
         cells: dict[str, dict[str, tuple[float, float, int]]] = {}
         for value, cell in table.groupby(by, sort=True):
@@ -207,7 +208,7 @@ def to_markdown(summary: pd.DataFrame, by: str = "block") -> str:
     parts = []
     for key, table in summary.groupby(group_keys, sort=True, dropna=False):
         measures = list(dict.fromkeys(table["measure"]))
-        title = " · ".join(f"{k} {v}" for k, v in zip(group_keys, key) if isinstance(v, str) and v)
+        title = " · ".join(f"{k} {v}" for k, v in zip(group_keys, key, strict=False) if isinstance(v, str) and v)
         header = [by, *[m.replace("top1@", "") for m in measures], "runs"]
         lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for value, rows in table.groupby(by, sort=False):

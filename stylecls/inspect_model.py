@@ -28,13 +28,16 @@ import torch
 from torch import nn
 
 from stylecls.blocks import Recalibration, StyleRecalibration
-from stylecls.errors import StyleclsError
 from stylecls.device import select_device
+from stylecls.errors import StyleclsError
 from stylecls.evaluate import predict, run_pixels, run_rows
 from stylecls.plotting import figure
 from stylecls.runfolder import RunFolder
 
-__all__ = ["GateStats", "InspectResult", "gate_statistics", "gated_blocks", "inspect_run", "plot_gates", "plot_style_weights", "style_weights"]
+__all__ = [
+    "GateStats", "InspectResult", "gate_statistics", "gated_blocks", "inspect_run", "plot_gates",
+    "plot_style_weights", "style_weights",
+]  # fmt: skip
 
 BINS = 100
 
@@ -277,7 +280,8 @@ def inspect_run(
     weights = style_weights(model)
     if weights is not None:
         weights.to_csv(out / "style_weights.csv", index=False)
-        files += [out / "style_weights.csv", plot_style_weights(weights, out / "style_weights.png", f"{name}: SRM style weights")]
+        title = f"{name}: SRM style weights"
+        files += [out / "style_weights.csv", plot_style_weights(weights, out / "style_weights.png", title)]
     pixels = run_pixels(run)
     gates = gate_statistics(model, rows, classes, pixels.img_size, dev, batch_size, workers, pixels=pixels)
     gates.to_csv(out / "gates.csv", index=False)

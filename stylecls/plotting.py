@@ -7,8 +7,8 @@ them keeps its own (inline) backend.
 from __future__ import annotations
 
 import math
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ def confusion_figure(confusion: pd.DataFrame, title: str = "") -> Figure:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if k <= 20:  # write the values where they fit
-        for i, j in zip(*np.nonzero(counts)):
+        for i, j in zip(*np.nonzero(counts), strict=False):
             ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=font - 1,
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="fraction of the true class")
@@ -72,8 +72,11 @@ def plot_mistakes(predictions: pd.DataFrame, pixels: Any, path: Path, count: int
     axes = fig.subplots(nrows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, i, row in zip(axes.flat, range(len(wrong)), wrong.itertuples()):
-        ax.imshow(images[i][0].permute(1, 2, 0).numpy())
+    for ax, i, row in zip(axes.flat, range(len(wrong)), wrong.itertuples(), strict=False):
+        sample = images[i]
+        if sample is None:  # unreadable now (the file changed since it was predicted)
+            continue
+        ax.imshow(sample[0].permute(1, 2, 0).numpy())
         where = f" [{row.domain}]" if row.domain else ""
         ax.set_title(f"true: {row.true_class}{where}\npred: {row.pred_class} ({row.confidence:.0%})",
                      fontsize=8, color="firebrick")

@@ -260,7 +260,8 @@ class RunFolder:
             try:
                 self._record = RunRecord.from_dict(self.config())
             except (KeyError, TypeError, ValueError) as e:
-                raise StyleclsError(f"{self.config_path} is not a stylecls run record ({type(e).__name__}: {e})") from None
+                why = f"{type(e).__name__}: {e}"
+                raise StyleclsError(f"{self.config_path} is not a stylecls run record ({why})") from None
         return self._record
 
     def write_record(self, record: RunRecord) -> None:

@@ -102,13 +102,13 @@ class RunSpec:
             block_options=dict(self.block_options),
         )
         if spec.arch not in ARCHS:
-            raise unknown_name("arch", spec.arch, ARCHS)
+            raise unknown_name("arch", str(spec.arch), ARCHS)
         if spec.block not in BLOCKS:
             raise unknown_name("block", spec.block, BLOCKS)
         if spec.protocol not in ("auto", *PROTOCOLS):
             raise unknown_name("protocol", spec.protocol, ("auto", *PROTOCOLS))
         if spec.schedule not in SCHEDULES:
-            raise unknown_name("schedule", spec.schedule, SCHEDULES)
+            raise unknown_name("schedule", str(spec.schedule), SCHEDULES)
         spec._check_values()
         from stylecls.data.pixels import Pixels
 

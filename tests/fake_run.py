@@ -69,8 +69,10 @@ def make_run(
         dataset="folder", root=str(data_root), classes=CLASSES, protocol="lodo", domains=DOMAINS,
         counts=split["part"].value_counts().to_dict(), pixels={"pre_resize": spec.pre_resize},
     )  # fmt: skip
-    config = RunRecord(name=run.name, spec=spec, data=data, runtime={"device": "cpu", "world_size": 1},
-                       versions={"stylecls": "0.1.0", "torch": torch.__version__}, created="2025-01-01T00:00:00").to_dict()
+    config = RunRecord(
+        name=run.name, spec=spec, data=data, runtime={"device": "cpu", "world_size": 1},
+        versions={"stylecls": "0.1.0", "torch": torch.__version__}, created="2025-01-01T00:00:00",
+    ).to_dict()
     write_json(run / "config.json", config)
     write_json(run / "status.json", {"state": "done", "epoch": 1, "best_epoch": 1, "best_val_acc": 0.5})
     split.to_csv(run / "split.csv", index=False)
@@ -89,7 +91,8 @@ def _split(root: Path, per_cell: int) -> pd.DataFrame:
         for label, cls in enumerate(CLASSES):
             for i in range(per_cell):
                 part = "test" if domain == "sketch" else ("train" if i < per_cell // 2 else "val")
-                rows.append((f"{domain}/{cls}/{i:02d}.png", label, cls, domain, "train" if i < per_cell // 2 else "val", part))
+                split = "train" if i < per_cell // 2 else "val"
+                rows.append((f"{domain}/{cls}/{i:02d}.png", label, cls, domain, split, part))
     return pd.DataFrame(rows, columns=["path", "label", "class_name", "domain", "split", "part"])
 
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from stylecls.compare import compare, summarize, collect_runs, find_runs
+from stylecls.compare import collect_runs, compare, find_runs, summarize
 from stylecls.errors import StyleclsError
+from stylecls.inspect_model import GateStats, gated_blocks, inspect_run, style_weights
 from stylecls.runfolder import DataSummary, RunFolder, RunRecord
 from stylecls.spec import RunSpec
-from stylecls.inspect_model import GateStats, gated_blocks, inspect_run, style_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_run import CLASSES, DOMAINS, make_run, write_result  # noqa: E402

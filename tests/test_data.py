@@ -19,13 +19,16 @@ from stylecls.data import (
     catalog,
     check,
     collate,
+    demo,
     domains_of,
+    dtd,
     make_loader,
     normalize,
+    pacs,
     prepare,
     protocol_parts,
+    wikiart,
 )
-from stylecls.data import demo, dtd, pacs, wikiart
 from stylecls.errors import StyleclsError
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
@@ -70,13 +73,15 @@ def pacs_root(tmp_path, make_images):
             if name == "train" and domain == "photo":
                 lines.append("photo/dog/not_here.jpg 1")
             (splits / f"{domain}_{name}_kfold.txt").write_text("\n".join(lines) + "\n")
-    (tmp_path / "pacs" / "cartoon" / "dog" / "extra.jpg").write_bytes((tmp_path / "pacs/cartoon/dog/img_0.jpg").read_bytes())
+    extra = tmp_path / "pacs" / "cartoon" / "dog" / "extra.jpg"
+    extra.write_bytes((tmp_path / "pacs/cartoon/dog/img_0.jpg").read_bytes())
     return tmp_path
 
 
 @pytest.fixture
 def office_root(tmp_path, make_images):
-    rels = [f"{d}/{c}/{i:05d}.jpg" for d in ("Art", "Clipart", "Product", "Real World") for c in ("Bed", "Fan") for i in range(5)]
+    domains = ("Art", "Clipart", "Product", "Real World")
+    rels = [f"{d}/{c}/{i:05d}.jpg" for d in domains for c in ("Bed", "Fan") for i in range(5)]
     make_images(tmp_path / "office_home", rels)
     return tmp_path
 
@@ -317,7 +322,8 @@ def test_dataset_items_and_normalize(demo_env):
     x = normalize(batch.images)
     assert x.dtype == torch.float32 and x.shape == (4, 3, 48, 48)
     assert torch.allclose(normalize(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8)).flatten(),
-                          torch.tensor([(1 - m) / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]))
+                          torch.tensor([(1 - m) / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                                                                    strict=True)]))
 
 
 def test_loader_is_deterministic_per_seed_and_epoch(demo_env):
@@ -328,7 +334,8 @@ def test_loader_is_deterministic_per_seed_and_epoch(demo_env):
         return list(make_loader(ds, 16, shuffle=True, workers=workers, seed=seed, epoch=e))
 
     a, b = epoch(0), epoch(2)
-    assert all(torch.equal(x.indices, y.indices) and torch.equal(x.images, y.images) for x, y in zip(a, b))
+    assert len(a) == len(b)
+    assert all(torch.equal(x.indices, y.indices) and torch.equal(x.images, y.images) for x, y in zip(a, b, strict=True))
     c = epoch(0, e=1)
     assert not torch.equal(a[0].indices, c[0].indices)
     assert sum(len(x.labels) for x in a) == len(frame)

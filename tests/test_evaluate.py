@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from stylecls.errors import StyleclsError
-from stylecls.runfolder import RunFolder
 from stylecls.evaluate import (
     classification_metrics,
     confusion_table,
@@ -23,6 +22,7 @@ from stylecls.evaluate import (
     plot_confusion,
     select_rows,
 )
+from stylecls.runfolder import RunFolder
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_run import CLASSES, make_run  # noqa: E402

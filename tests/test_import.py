@@ -176,7 +176,6 @@ def test_domainbed_zip_import_brings_the_kfold_lists(tmp_path, monkeypatch, make
 def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, capsys):
     """huggingface_hub itself (offline mode, pre-populated cache) feeds the converter; k-fold lists from a mirror."""
     import huggingface_hub.constants as hf
-
     from test_download import _Server  # tests/ is on sys.path (pytest rootdir conftest)
 
     rows, counts = pacs_rows()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fake_run import CLASSES, write_result
 from scipy import stats as sps
 
 from stylecls.compare import collect_runs, find_runs
@@ -19,7 +20,6 @@ from stylecls.errors import StyleclsError
 from stylecls.report import write_report
 from stylecls.report.pairing import check_comparable, pair_runs
 from stylecls.report.stats import bootstrap_ci, paired_stats, paired_test, t_interval, verdict
-from fake_run import CLASSES, write_result
 from stylecls.runfolder import DataSummary, RunRecord
 from stylecls.spec import RunSpec
 

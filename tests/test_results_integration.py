@@ -40,7 +40,8 @@ def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Pa
     assert metrics["held_out_domains"] == ["sketch"]
     assert metrics["test_domain"] == "sketch" and metrics["domain_filter"] is None
     per_domain = pd.read_csv(result.out_dir / "per_domain.csv")
-    val_acc = (per_domain.query("part == 'val'")["accuracy"] * per_domain.query("part == 'val'")["count"]).sum() / per_domain.query("part == 'val'")["count"].sum()
+    val = per_domain.query("part == 'val'")
+    val_acc = (val["accuracy"] * val["count"]).sum() / val["count"].sum()
     assert metrics["domain_gap"] == pytest.approx(val_acc - metrics["held_out_acc"])
     confusion = pd.read_csv(result.out_dir / "confusion.csv", index_col=0)
     assert confusion.to_numpy().sum() == 350 and list(confusion.columns) == list(confusion.index)

@@ -79,7 +79,7 @@ def test_schedule_warms_up_then_cosine_and_resumes_from_its_state(tmp_path: Path
         sched.step()
     assert lrs[0] == pytest.approx(0.001)  # warmup starts at 1% of the peak
     assert max(lrs) == pytest.approx(0.1) and lrs.index(max(lrs)) == 5
-    assert all(a >= b for a, b in zip(lrs[5:], lrs[6:]))  # cosine decays monotonically
+    assert all(a >= b for a, b in zip(lrs[5:], lrs[6:], strict=False))  # cosine decays monotonically
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
     # the state goes through a weights_only checkpoint and continues identically
@@ -198,7 +198,8 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(demo_env: Path,
     folder = RunFolder(tmp_path / "runs" / "nan")
     assert folder.state()["state"] == "failed" and folder.status() == "incomplete"
     state = folder.load_checkpoint("last")
-    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    weights = [v for v in state["model"].values() if v.is_floating_point()]
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in weights)
 
 
 def test_lodo_without_test_domain_trains_one_run_per_domain(demo_env: Path, tmp_path: Path) -> None:
@@ -223,7 +224,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
 
 def test_bad_input_is_one_clear_error_before_anything_is_written(demo_env: Path, tmp_path: Path) -> None:
     model = build_model("cifar_resnet20", num_classes=10)
-    bad = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if k == "conv1.weight" else v for k, v in model.state_dict().items()}
+    bad = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if k == "conv1.weight" else v
+           for k, v in model.state_dict().items()}
     torch.save(bad, tmp_path / "bad.pt")
     cases = [
         (dict(dataset="imagenet"), "unknown dataset 'imagenet'"),

@@ -9,7 +9,15 @@ from typing import Optional
 import typer
 
 from stylecls.cli.app import (
-    BatchOpt, CheckpointOpt, DeviceOpt, EvalDataRootOpt, WorkersOpt, app, console, err_console, pct,
+    BatchOpt,
+    CheckpointOpt,
+    DeviceOpt,
+    EvalDataRootOpt,
+    WorkersOpt,
+    app,
+    console,
+    err_console,
+    pct,
 )  # fmt: skip
 from stylecls.errors import StyleclsError
 
@@ -82,7 +90,8 @@ def compare_cmd(
         from rich.markdown import Markdown
 
         console.print(Markdown(markdown))
-    err_console.print(f"wrote {out_dir / 'comparison.md'} and {out_dir / 'comparison.csv'}")
+    if out_dir is not None:
+        err_console.print(f"wrote {out_dir / 'comparison.md'} and {out_dir / 'comparison.csv'}")
 
 
 @app.command("inspect")

@@ -79,7 +79,9 @@ def sweep_cmd(
         None, "--slurm-cluster", hidden=True, help="submitit cluster: None (auto), local or debug (for tests)."
     ),
     dataset: str = opt.DatasetOpt,
-    block: list[str] = registry_option([], "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Block(s) to cross."),
+    block: list[str] = registry_option(
+        [], "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Block(s) to cross."
+    ),
     arch: list[str] = registry_option(
         [], "--arch", "-a", registry="stylecls.models:ARCHS", help="Backbone(s) to cross (default: the recipe's)."
     ),

@@ -36,7 +36,9 @@ _RESUME_OPTIONS = {"resume", "device", "workers", "threads", "progress"}
 def train_cmd(
     ctx: typer.Context,
     dataset: str = opt.DatasetOpt,
-    block: str = registry_option("none", "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Recalibration block."),
+    block: str = registry_option(
+        "none", "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Recalibration block."
+    ),
     arch: Optional[str] = registry_option(
         None, "--arch", "-a", registry="stylecls.models:ARCHS", help="Backbone (default: the dataset's recipe)."
     ),
@@ -89,8 +91,9 @@ def train_cmd(
             if p not in _RESUME_OPTIONS and getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"
         )  # fmt: skip
         if given:
+            flags = ", ".join("--" + g.replace("_", "-") for g in given)
             raise StyleclsError(
-                f"--resume continues a run with its own settings; drop {', '.join('--' + g.replace('_', '-') for g in given)}"
+                f"--resume continues a run with its own settings; drop {flags}"
                 " (only --device, --workers, --threads and --progress may change)"
             )
         with interrupt_exit_codes():

@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from stylecls.data import demo
 from stylecls.data.catalog import DATASETS, card, catalog, dataset_dir
-from stylecls.data.records import DOWNLOADABLE
 from stylecls.data.decode import decode, reason
+from stylecls.data.records import DOWNLOADABLE
 from stylecls.errors import StyleclsError
 
 

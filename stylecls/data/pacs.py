@@ -137,4 +137,4 @@ def load(root: Path, splits_dir: str | Path | None = None, seed: int = 0) -> pd.
             "matched_by_stem": by_stem,
         },
     )
-    return build_frame(rows, [splits[i] for i in keep], CLASSES, info)
+    return build_frame(rows, [str(splits[i]) for i in keep], CLASSES, info)  # keep holds no None

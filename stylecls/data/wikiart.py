@@ -102,7 +102,7 @@ def load(root: Path, task: str = "style", seed: int = 0) -> pd.DataFrame:
         train = [j for j, s in enumerate(splits) if s == "train"]
         keys_train = [relative_key(rows[j][0], root) for j in train]
         held = seeded_split(keys_train, [rows[j][1] for j in train], VAL_FROM_TRAIN, seed)
-        for j, s in zip(train, held):
+        for j, s in zip(train, held, strict=False):
             splits[j] = s
         unlisted = len(set(keys) - {relative_key(p, root) for p, _, _ in rows})
         if unlisted and task == "style":

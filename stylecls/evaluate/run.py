@@ -81,7 +81,9 @@ def run_pixels(run: RunFolder) -> Pixels:
     return Pixels(int(record.spec.img_size or 0))
 
 
-def select_rows(rows: pd.DataFrame, part: str | None = None, test_domain: str | None = None) -> tuple[pd.DataFrame, str]:
+def select_rows(
+    rows: pd.DataFrame, part: str | None = None, test_domain: str | None = None
+) -> tuple[pd.DataFrame, str]:
     """The rows to report on and the part they come from.
 
     ``part=None`` means the test part, or the validation part where a run has no test part.

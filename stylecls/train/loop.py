@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import Sampler
 
 from stylecls.errors import StyleclsError
 from stylecls.runfolder import RunFolder, save_checkpoint
@@ -67,16 +68,19 @@ class Trainer:
             )
         if runtime.sync_bn and ddp.enabled:
             self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
-        self.net.to(device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.net.to(device)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
         model: nn.Module = self.net
         if ddp.enabled:
             model = nn.parallel.DistributedDataParallel(self.net, device_ids=[device.index] if cuda else None)
-        self.model = torch.compile(model) if runtime.compile else model
+        self.model: nn.Module = torch.compile(model) if runtime.compile else model  # type: ignore[assignment]
 
         size, skip = int(spec.img_size), spec.skip_bad  # type: ignore[arg-type]
         pixels, source = Pixels(size, spec.pre_resize), data.cache_source
-        self.train_set = ImageDataset(data.part("train"), size, train=True, skip_bad=skip, min_crop=spec.min_crop,
-                                      pixels=pixels, cache_source=source)
+        self.batch_size = int(spec.batch_size or 1)
+        self.train_set = ImageDataset(data.part("train"), size, train=True, skip_bad=skip,
+                                      min_crop=float(spec.min_crop or 1), pixels=pixels, cache_source=source)
         self.val_set = ImageDataset(data.part("val"), size, train=False, skip_bad=skip, pixels=pixels,
                                     cache_source=source)
         self.test_set = ImageDataset(data.part("test"), size, train=False, skip_bad=skip, pixels=pixels,
@@ -93,7 +97,7 @@ class Trainer:
                 f"the training part has {per_rank} images per process, fewer than one batch of {spec.batch_size} "
                 "(the last incomplete batch of an epoch is dropped); lower --batch-size"
             )
-        self.train_sampler = None
+        self.train_sampler: Sampler | None = None
         if ddp.enabled:
             from torch.utils.data.distributed import DistributedSampler
 
@@ -180,7 +184,7 @@ def train_epoch(t: Trainer, epoch: int, stop: StopFlag, show_progress: bool) -> 
 
     spec = t.spec
     loader = make_loader(
-        t.train_set, int(spec.batch_size), shuffle=True, workers=t.workers, sampler=t.train_sampler,  # type: ignore[arg-type]
+        t.train_set, t.batch_size, shuffle=True, workers=t.workers, sampler=t.train_sampler,
         drop_last=True, pin_memory=t.device.type == "cuda", seed=spec.seed, epoch=epoch,
     )  # fmt: skip
     t.model.train()
@@ -221,7 +225,8 @@ def train_epoch(t: Trainer, epoch: int, stop: StopFlag, show_progress: bool) -> 
                 total_loss, total_correct, total_seen = t.reduce(loss_sum, correct, seen)
                 if not math.isfinite(total_loss):
                     raise NonFiniteLoss(nonfinite_message(t, epoch, step, total_loss))
-                text = (f"loss {total_loss / max(total_seen, 1):.4f} acc {100 * total_correct / max(total_seen, 1):5.1f}% "
+                n_seen = max(total_seen, 1)
+                text = (f"loss {total_loss / n_seen:.4f} acc {100 * total_correct / n_seen:5.1f}% "
                         f"{total_seen / (time.perf_counter() - start):,.0f} img/s")
                 advance(step, text)
     seconds = time.perf_counter() - start
@@ -249,7 +254,8 @@ def evaluate_part(t: Trainer, dataset: Any, what: str, collect: list[torch.Tenso
     """
     from stylecls.data import make_loader
 
-    indices = list(range(t.ddp.rank, len(dataset), t.ddp.world_size))
+    # a disjoint shard per rank; any iterable of indices serves as a sampler
+    indices: Sampler = list(range(t.ddp.rank, len(dataset), t.ddp.world_size))  # type: ignore[assignment]
     loader = make_loader(dataset, int(t.spec.batch_size), shuffle=False, workers=t.workers,  # type: ignore[arg-type]
                          sampler=indices, pin_memory=t.device.type == "cuda")
     net = t.net  # not the DDP wrapper: shards may differ in length, and evaluation needs no sync

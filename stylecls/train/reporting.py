@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stylecls.spec import RunSpec
 
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
+_WIDE = not sys.stdout.isatty() and "COLUMNS" not in os.environ  # piped or logged: 160 columns, not rich's 80
+console = Console(highlight=False, soft_wrap=True, width=160 if _WIDE else None)
 PLAIN_LOG_SECONDS = 60.0  # without a terminal, a progress line at most this often within an epoch
 
 

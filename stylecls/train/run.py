@@ -110,8 +110,9 @@ def _start(spec: RunSpec, runtime: RuntimeOptions, folder: RunFolder, ddp: Dist)
     if ddp.main:
         record_runtime = trainer.runtime_record(runtime, threads)
         print_settings(spec, data.info, data.counts, folder.path, record_runtime, _pixels_line(trainer))
-        if getattr(trainer.net, "load_report", None) is not None:
-            console.print(f"  weights  {trainer.net.load_report.summary()}")
+        report = getattr(trainer.net, "load_report", None)
+        if report is not None:
+            console.print(f"  weights  {report.summary()}")
         folder.write_record(RunRecord(
             name=folder.path.name, spec=spec, data=_summary(spec, data, trainer), runtime=record_runtime,
             versions=versions(), parameters=trainer.parameters, created=now(),
@@ -214,7 +215,7 @@ def train(spec: RunSpec, runtime: RuntimeOptions | None = None) -> Path:
         raise StyleclsError("the lodo protocol trains one run per test domain: give test_domain, or call train_all()")
     ddp = dist_from_env()
     with process_group(ddp, runtime.device):
-        existed = bool(runtime.name) and (Path(runtime.out) / runtime.name).is_dir()
+        existed = runtime.name is not None and (Path(runtime.out) / runtime.name).is_dir()
         path = claim_folder(spec, runtime) if ddp.main else None
         folder = RunFolder(Path(broadcast(ddp, str(path) if path else None)), must_exist=False)
         try:

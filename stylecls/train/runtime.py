@@ -47,7 +47,7 @@ def apply_threads(threads: int | None) -> int:
 
 def rng_state() -> dict[str, Any]:
     """Every RNG as tensors and plain lists, so ``torch.load(weights_only=True)`` reads it back."""
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
     py_state = random.getstate()
     return {
         "torch": torch.get_rng_state(),
