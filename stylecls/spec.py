@@ -26,9 +26,6 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 MAX_IMG_SIZE = 2048  # larger inputs are almost always a typo (100000 px tries to allocate ~30 GB)
 MAX_SEED = 2**32 - 1
-#: the pre-resize rule of the pixel pipeline when none is asked for (= ``stylecls.data.DEFAULT_PRE_RESIZE``,
-#: kept here so that reading a spec does not import the data package)
-DEFAULT_PRE_RESIZE = "1.125x"
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class RunSpec:
     block_options: Mapping[str, Any] = field(default_factory=dict)
     pretrained: str | None = None  # "imagenet" or a path to a torchvision state dict
     img_size: int | None = None
-    pre_resize: str = DEFAULT_PRE_RESIZE  # how images are decoded and resized before augmentation
+    pre_resize: str | None = None  # how images are decoded and resized before augmentation (recipe: 1.125x)
     epochs: int | None = None
     batch_size: int | None = None
     optimizer: str | None = None  # sgd | adamw
@@ -98,6 +95,7 @@ class RunSpec:
             warmup_epochs=pick(self.warmup_epochs, recipe.warmup_epochs),
             label_smoothing=pick(self.label_smoothing, recipe.label_smoothing),
             min_crop=pick(self.min_crop, recipe.min_crop),
+            pre_resize=self.pre_resize or recipe.pre_resize,
             data_options=dict(self.data_options),
             block_options=dict(self.block_options),
         )
@@ -112,7 +110,7 @@ class RunSpec:
         spec._check_values()
         from stylecls.data.pixels import Pixels
 
-        Pixels(int(spec.img_size), spec.pre_resize)  # type: ignore[arg-type]  # an unknown rule is refused here
+        Pixels(int(spec.img_size), str(spec.pre_resize))  # type: ignore[arg-type]  # an unknown rule is refused here
         if spec.warmup_epochs >= spec.epochs:  # type: ignore[operator]  # leave at least one epoch to decay in
             spec = replace(spec, warmup_epochs=spec.epochs - 1)  # type: ignore[operator]
         return spec

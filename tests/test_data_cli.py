@@ -52,7 +52,8 @@ def test_list_and_prepare(demo_env, tmp_path):
     assert "demo" in result.output and "missing" in result.output and "office_home" in result.output
     result = runner.invoke(app, ["data", "prepare", "-d", "demo", "--size", "32", "--workers", "0"])
     assert result.exit_code == 0, result.output
-    assert "2,400 images at 36 px" in result.output
+    assert "2,400 images at full resolution" in result.output  # the demo recipe's rule: its runs read this cache
+    assert "--pre-resize original read it" in result.output
     again = runner.invoke(app, ["data", "prepare", "-d", "demo", "--size", "32", "--workers", "0"])
     assert "already up to date" in again.output
 

@@ -41,7 +41,7 @@ def test_spec_round_trip_and_names() -> None:
     assert plain.run_name() == "demo-cifar_resnet20-srm-s2"  # recipe values: the readable name alone
     assert RunSpec(block="srm", seed=2).resolved().run_name() == plain.run_name()
     changed = {replace(plain, lr=0.05).run_name(), replace(plain, seed=3).run_name(),
-               replace(plain, pre_resize="original").run_name(),
+               replace(plain, pre_resize="1x").run_name(),
                replace(plain, block_options={"pooling": "mean"}).run_name()}
     assert len(changed) == 4 and plain.run_name() not in changed
     assert replace(plain, lr=0.05).run_name().startswith("demo-cifar_resnet20-srm-s2-")

@@ -57,8 +57,9 @@ def data_check(
 def data_prepare(
     dataset: str = typer.Option(..., "--dataset", "-d", help="demo, dtd, pacs, office_home, wikiart or folder."),
     size: int = typer.Option(..., "--size", "-s", help="The --img-size of the runs this cache serves."),
-    pre_resize: str = typer.Option(
-        "1.125x", "--pre-resize", help="The --pre-resize of those runs: shorter side = factor x size, or original."
+    pre_resize: Optional[str] = typer.Option(
+        None, "--pre-resize",
+        help="The --pre-resize of those runs: shorter side = factor x size, or original (default: the recipe's).",
     ),
     data_root: Optional[Path] = DataRootOpt,
     split: Optional[int] = typer.Option(None, "--split", help="DTD official split 1..10."),
@@ -74,9 +75,11 @@ def data_prepare(
     """
     from stylecls.data import prepare
     from stylecls.data.cache import PrepareInterrupted
+    from stylecls.recipes import recipe_for
 
     if size < 8:
         raise StyleclsError(f"--size must be at least 8 px, not {size}")
+    pre_resize = pre_resize or recipe_for(dataset).pre_resize
     try:
         done = prepare(dataset, data_root, size, pre_resize=pre_resize, workers=workers, force=force,
                        **data_options(split, task, None, splits_dir))

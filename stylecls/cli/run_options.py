@@ -14,7 +14,7 @@ import typer
 
 from stylecls.cli.app import registry_option
 from stylecls.errors import StyleclsError
-from stylecls.spec import DEFAULT_PRE_RESIZE, RunSpec, RuntimeOptions
+from stylecls.spec import RunSpec, RuntimeOptions
 
 DatasetOpt = registry_option("demo", "--dataset", "-d", registry="stylecls.data:DATASETS", help="Dataset.")
 RunDataRootOpt = typer.Option(None, "--data-root", help="Data root (default: $STYLECLS_DATA or ./datasets).")
@@ -34,8 +34,9 @@ SmoothingOpt = typer.Option(None, "--label-smoothing", help="Label smoothing (de
 ImgSizeOpt = typer.Option(None, "--img-size", min=8, help="Training image size (default: recipe).")
 MinCropOpt = typer.Option(None, "--min-crop", help="Smallest random crop, as an area fraction (default: recipe).")
 PreResizeOpt = typer.Option(
-    DEFAULT_PRE_RESIZE, "--pre-resize",
-    help="Decode-time resize before augmentation: a factor of --img-size for the shorter side, or original.",
+    None, "--pre-resize",
+    help="Decode-time resize before augmentation: a factor of --img-size for the shorter side (default: the "
+    "recipe's, 1.125x; the demo's: original), or original.",
 )  # fmt: skip
 EvalTestEveryOpt = typer.Option(
     0, "--eval-test-every", min=0, help="Record held-out accuracy every N epochs (never used to select; 0: off)."

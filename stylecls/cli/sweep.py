@@ -105,7 +105,7 @@ def sweep_cmd(
     label_smoothing: Optional[float] = opt.SmoothingOpt,
     img_size: Optional[int] = opt.ImgSizeOpt,
     min_crop: Optional[float] = opt.MinCropOpt,
-    pre_resize: str = opt.PreResizeOpt,
+    pre_resize: Optional[str] = opt.PreResizeOpt,
     eval_test_every: int = opt.EvalTestEveryOpt,
     pretrained: Optional[str] = opt.PretrainedOpt,
     device: str = opt.RunDeviceOpt,

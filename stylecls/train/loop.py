@@ -77,7 +77,7 @@ class Trainer:
         self.model: nn.Module = torch.compile(model) if runtime.compile else model  # type: ignore[assignment]
 
         size, skip = int(spec.img_size), spec.skip_bad  # type: ignore[arg-type]
-        pixels, source = Pixels(size, spec.pre_resize), data.cache_source
+        pixels, source = Pixels(size, str(spec.pre_resize)), data.cache_source
         self.batch_size = int(spec.batch_size or 1)
         self.train_set = ImageDataset(data.part("train"), size, train=True, skip_bad=skip,
                                       min_crop=float(spec.min_crop or 1), pixels=pixels, cache_source=source)
