@@ -4,7 +4,7 @@
 DataLoader with the run's own evaluation pipeline -- the decoder, resize and centre crop of
 ``stylecls evaluate`` -- so a folder of 100k images runs in constant memory and gives the same
 probabilities ``evaluate`` writes to ``eval/predictions.csv``. Unreadable files are skipped and
-listed in ``frame.attrs["skipped"]``, never raised mid-stream.
+rows of their own with the reason in ``error`` (and no prediction), never raised mid-stream.
 """
 
 from __future__ import annotations
@@ -205,13 +205,14 @@ class Run:
         workers: int = 0,
         progress: Callable[[int, int], None] | None = None,
     ) -> pd.DataFrame:
-        """One row per readable image: ``path``, ``pred_class``, ``confidence``, ``class_1..k``, ``prob_1..k``.
+        """One row per item: ``path``, ``pred_class``, ``confidence``, ``class_1..k``, ``prob_1..k``, ``error``.
 
         Items are file paths (str / Path) or images (PIL, HWC uint8 arrays, CHW tensors); ``path`` is
         empty for in-memory images and the index is each item's position in the input. ``top_k``
         above the class count is clamped (with a warning). ``tta="flip"`` averages the probabilities
-        of the image and its mirror. Unreadable files are skipped: ``frame.attrs["skipped"]`` lists
-        ``{"index", "path", "reason"}`` for each. ``progress(done, total)`` follows each batch.
+        of the image and its mirror. An unreadable file keeps its row, with no prediction and the reason
+        in ``error`` (empty for every image that was read): ``frame[frame["error"] == ""]`` are the
+        predictions. ``progress(done, total)`` follows each batch.
         """
         from stylecls.data import normalize
 
@@ -226,10 +227,10 @@ class Run:
         kept: list[int] = []
         probs_k: list[np.ndarray] = []
         labels_k: list[np.ndarray] = []
-        skipped: list[dict[str, Any]] = []
+        skipped: dict[int, str] = {}
         done = 0
         for images, positions, failed in loader:
-            skipped += [{"index": i, "path": _name(items[i]), "reason": why} for i, why in failed]
+            skipped.update(failed)
             if positions:
                 x = normalize(images.to(dev, non_blocking=True))
                 p = torch.softmax(model(x).float(), dim=1)
@@ -253,7 +254,7 @@ class Run:
 
     def _frame(
         self, items: list[Any], kept: list[int], probs_k: list[np.ndarray], labels_k: list[np.ndarray], k: int,
-        skipped: list[dict[str, Any]],
+        skipped: dict[int, str],
     ) -> pd.DataFrame:
         probs = np.concatenate(probs_k) if probs_k else np.empty((0, k), np.float32)
         labels = np.concatenate(labels_k) if labels_k else np.empty((0, k), np.int64)
@@ -267,7 +268,11 @@ class Run:
             columns[f"class_{j + 1}"] = names[labels[:, j]] if len(kept) else []
             columns[f"prob_{j + 1}"] = probs[:, j]
         frame = pd.DataFrame(columns, index=pd.Index(kept, name="index"))
-        frame.attrs["skipped"] = skipped
+        frame["error"] = ""
+        if skipped:  # unreadable items keep their place in the input order, with the reason
+            failed = pd.DataFrame({"path": pd.Series([_name(items[i]) for i in skipped], dtype=object),
+                                   "error": list(skipped.values())}, index=pd.Index(list(skipped), name="index"))
+            frame = pd.concat([frame, failed]).sort_index()
         return frame
 
     def __repr__(self) -> str:

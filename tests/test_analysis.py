@@ -123,6 +123,17 @@ def test_refuses_duplicates_and_unevaluated_runs(tmp_path: Path) -> None:
         compare([tmp_path / "a" / "eval"])
 
 
+def test_a_damaged_metrics_file_is_one_clear_error(tmp_path: Path) -> None:
+    _run(tmp_path, "a", 0.6, seed=0)
+    _run(tmp_path, "b", 0.7, seed=1, block="srm")
+    (tmp_path / "b" / "eval" / "metrics.json").write_text('{"top1": 0.7,')  # cut off mid-write
+    with pytest.raises(StyleclsError, match=r"cannot read .*metrics.json.*stylecls evaluate"):
+        compare([tmp_path])
+    (tmp_path / "b" / "eval" / "metrics.json").write_text("[1, 2]")
+    with pytest.raises(StyleclsError, match="is not a metrics file"):
+        compare([tmp_path])
+
+
 def test_cli_compare_writes_and_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     from stylecls import cli

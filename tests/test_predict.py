@@ -76,7 +76,7 @@ def test_predict_equals_evaluate_on_the_test_images(demo_run: Path) -> None:
     assert frame["pred_class"].tolist() == evaluated["pred_class"].tolist()
     np.testing.assert_allclose(frame["confidence"], evaluated["confidence"], rtol=0, atol=1e-6)
     assert (frame["prob_1"] >= frame["prob_2"]).all() and (frame["prob_2"] >= frame["prob_3"]).all()
-    assert frame.attrs["skipped"] == []
+    assert (frame["error"] == "").all()
 
 
 def test_model_and_transform_reproduce_predict_and_flip_tta(demo_run: Path) -> None:
@@ -159,12 +159,15 @@ def test_cli_mixed_inputs_bad_files_listed_and_skipped(
     assert "Traceback" not in captured.err
     assert "broken.png" in captured.err and "notes.txt" in captured.err
     assert "2 of 18 files could not be read and were skipped" in captured.err
-    frame = pd.read_csv(out)
-    expected = [str(p) for p in sorted((data / "photo").rglob("*.png")) if p.name != "broken.png"]
+    frame = pd.read_csv(out, keep_default_na=False)  # one row per input file, the unreadable ones with the reason
+    expected = [str(p) for p in sorted((data / "photo").rglob("*.png"))]
     expected += [str(data / "sketch" / c / "00.png") for c in CLASSES] + [str(data / "sketch" / "dots" / "01.png")]
+    expected += [str(notes)]
     assert frame["path"].tolist() == expected
     assert list(frame.columns) == ["index", "path", "pred_class", "confidence", "class_1", "prob_1", "class_2",
-                                   "prob_2"]
+                                   "prob_2", "error"]
+    failed = frame[frame["error"] != ""]
+    assert [Path(p).name for p in failed["path"]] == ["broken.png", "notes.txt"] and (failed["pred_class"] == "").all()
     assert "dots" in captured.out and "probability" in captured.out
 
 

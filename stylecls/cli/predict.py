@@ -87,19 +87,20 @@ def predict_cmd(
     table.add_column("path", overflow="fold")
     table.add_column("class")
     table.add_column("probability", justify="right")
-    for row in frame.head(SHOWN).itertuples():
+    read = frame[frame["error"] == ""]
+    for row in read.head(SHOWN).itertuples():
         table.add_row(escape(str(row.path)), escape(str(row.pred_class)), f"{row.confidence:.3f}")
-    if len(frame) > SHOWN:
+    if len(read) > SHOWN:
         rest = f"; all in {out}" if out else "; --out FILE for all"
-        table.caption = f"first {SHOWN} of {len(frame):,} images{rest}"
+        table.caption = f"first {SHOWN} of {len(read):,} images{rest}"
     console.print(table)
     if out is not None:
         _write(frame, out)
         err_console.print(f"wrote {len(frame):,} predictions to {out}")
-    skipped = frame.attrs["skipped"]
-    if skipped:
-        for s in skipped:
-            err_console.print(f"[yellow]unreadable:[/] {escape(str(s['path']))}: {escape(s['reason'])}",
+    skipped = frame[frame["error"] != ""]
+    if len(skipped):
+        for row in skipped.itertuples():
+            err_console.print(f"[yellow]unreadable:[/] {escape(str(row.path))}: {escape(str(row.error))}",
                               highlight=False, soft_wrap=True)
         err_console.print(f"[yellow]{len(skipped)} of {len(files):,} files could not be read and were skipped[/]")
         raise typer.Exit(1)
