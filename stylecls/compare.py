@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from stylecls.errors import StyleclsError, unknown_name
-from stylecls.runfolder import CONFIG, RunFolder, RunRecord
+from stylecls.record import RunRecord
+from stylecls.runfolder import CONFIG, RunFolder
 
 __all__ = ["BY", "METRICS", "check_settings", "collect_runs", "compare", "find_runs", "summarize", "to_markdown"]
 

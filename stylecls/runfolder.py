@@ -25,7 +25,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,8 @@ import pandas as pd
 import torch
 
 from stylecls.errors import StyleclsError
-from stylecls.spec import SCHEMA_VERSION, RunSpec
+from stylecls.record import RunRecord
+from stylecls.spec import RunSpec
 
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -102,124 +102,11 @@ def now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class DataSummary:
-    """What the run's data was: where, which classes and domains, how many images, how decoded."""
+class RunPaths:
+    """Where each file of a run folder lives."""
 
-    dataset: str
-    root: str
-    classes: list[str]
-    protocol: str = ""  # as resolved: single, lodo or multi-domain
-    domains: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    complete: bool = True
-    pixels: dict[str, Any] = field(default_factory=dict)  # the decode/pre-resize pipeline (stylecls.data)
-    pixel_source: str = ""  # "cache <key>" or "on the fly"
-    info: dict[str, Any] = field(default_factory=dict)  # the catalogue's report: found vs expected, warnings
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """config.json, typed: what the run is (spec) and how it was executed (runtime)."""
-
-    name: str
-    spec: RunSpec
-    data: DataSummary
-    runtime: dict[str, Any] = field(default_factory=dict)  # requested and resolved (device, amp, workers ...)
-    versions: dict[str, str] = field(default_factory=dict)
-    parameters: int = 0
-    created: str = ""
-    schema_version: int = SCHEMA_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "name": self.name,
-            "created": self.created,
-            "spec": self.spec.to_dict(),
-            "data": self.data.__dict__,
-            "runtime": self.runtime,
-            "versions": self.versions,
-            "parameters": self.parameters,
-        }
-
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> RunRecord:
-        version = config.get("schema_version", 1)
-        if version == 1:
-            return _from_schema_1(config)
-        if version != SCHEMA_VERSION:
-            raise StyleclsError(
-                f"run written with schema {version}; this stylecls reads schemas 1 and {SCHEMA_VERSION} (upgrade it)"
-            )
-        known = set(DataSummary.__dataclass_fields__)
-        return cls(
-            name=config["name"],
-            spec=RunSpec.from_dict(config["spec"]),
-            data=DataSummary(**{k: v for k, v in config["data"].items() if k in known}),
-            runtime=config.get("runtime", {}),
-            versions=config.get("versions", {}),
-            parameters=int(config.get("parameters", 0)),
-            created=config.get("created", ""),
-        )
-
-
-def _from_schema_1(config: dict[str, Any]) -> RunRecord:
-    """Run folders of stylecls 0.1 (model/data/train sections, ``settings``): read, never rewritten."""
-    model, data, train = config.get("model", {}), config.get("data", {}), config.get("train", {})
-    settings = dict(config.get("settings") or {})
-    values = {
-        "dataset": data.get("dataset", settings.get("dataset", "folder")),
-        "data_options": {k: v for k, v in (data.get("options") or {}).items() if k not in ("seed", "split")},
-        "protocol": data.get("protocol") or settings.get("protocol", "auto"),
-        "test_domain": data.get("test_domain"),
-        "split": data.get("split"),
-        "arch": model.get("arch"),
-        "block": model.get("block", "none"),
-        "block_options": model.get("block_options") or {},
-        "pretrained": model.get("pretrained"),
-        "img_size": data.get("img_size"),
-        "pre_resize": "unrecorded (schema 1)",
-        "seed": config.get("seed", settings.get("seed", 0)),
-    }
-    for key in ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "norm_bias_decay", "schedule",
-                "warmup_epochs", "label_smoothing", "min_crop", "skip_bad", "limit_train", "limit_val"):
-        if key in train or key in settings:
-            values[key] = train.get(key, settings.get(key))
-    try:
-        spec = RunSpec(**values)
-    except TypeError as e:
-        raise StyleclsError(f"cannot read this schema-1 run's settings: {e}") from None
-    summary = DataSummary(
-        dataset=spec.dataset, root=str(data.get("root", ".")), classes=list(data.get("classes", [])),
-        protocol=str(data.get("protocol") or ""),
-        domains=list(data.get("domains", [])), counts=dict(data.get("counts", {})),
-        complete=bool(data.get("complete", True)), info=dict(data.get("info") or {}),
-    )  # fmt: skip
-    return RunRecord(
-        name=config.get("name", ""), spec=spec, data=summary, versions=config.get("versions", {}),
-        runtime={k: train[k] for k in ("device", "amp", "workers", "world_size") if k in train},
-        created=config.get("created", ""), schema_version=1,
-    )  # fmt: skip
-
-
-class RunFolder:
-    """Typed reads and writes of one run folder; raises :class:`StyleclsError` if it is not a run."""
-
-    def __init__(self, path: str | Path, must_exist: bool = True) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._record: RunRecord | None = None
-        if must_exist:
-            if self.path.is_file():
-                raise StyleclsError(f"{self.path} is a file; pass the run folder that holds it ({self.path.parent})")
-            if not self.path.is_dir():
-                raise StyleclsError(f"{self.path} is not a run folder: it does not exist")
-            if not (self.path / CONFIG).is_file():
-                raise StyleclsError(
-                    f"{self.path} is not a run folder: it has no {CONFIG} (made by `stylecls train`)"
-                )
-
-    # -- paths ---------------------------------------------------------------------------------
 
     @property
     def config_path(self) -> Path:
@@ -245,6 +132,56 @@ class RunFolder:
         if which not in CHECKPOINTS:
             raise StyleclsError(f"unknown checkpoint {which!r}; choose one of: {', '.join(CHECKPOINTS)}")
         return self.path / f"{which}.pt"
+
+
+@contextmanager
+def hold_lock(folder: Path) -> Iterator[None]:
+    """An exclusive, non-blocking flock on ``folder/.lock`` for the holder's life (the OS drops it when the
+    holder dies); a second holder gets a clear error naming the first one's pid."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise StyleclsError(f"{folder} is being trained by another process (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def lock_held(folder: Path) -> bool:
+    """True while some process holds ``folder``'s lock."""
+    if not (folder / LOCK).is_file():
+        return False
+    fd = os.open(folder / LOCK, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+class RunFolder(RunPaths):
+    """Typed reads and writes of one run folder; raises :class:`StyleclsError` if it is not a run."""
+
+    def __init__(self, path: str | Path, must_exist: bool = True) -> None:
+        super().__init__(path)
+        self._record: RunRecord | None = None
+        if must_exist:
+            if self.path.is_file():
+                raise StyleclsError(f"{self.path} is a file; pass the run folder that holds it ({self.path.parent})")
+            if not self.path.is_dir():
+                raise StyleclsError(f"{self.path} is not a run folder: it does not exist")
+            if not (self.path / CONFIG).is_file():
+                raise StyleclsError(
+                    f"{self.path} is not a run folder: it has no {CONFIG} (made by `stylecls train`)"
+                )
 
     # -- the record ----------------------------------------------------------------------------
 
@@ -300,39 +237,14 @@ class RunFolder:
             return NOT_STARTED
         return DONE if self.state().get("state") == DONE else INCOMPLETE
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run for this process's life (an exclusive, non-blocking flock on ``.lock``).
-
-        A second trainer of the same folder (two commands, two sweep launchers) gets a clear error
-        instead of interleaving its metrics with the first's. The OS drops the lock when the holder dies.
-        """
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                raise StyleclsError(f"{self.path} is being trained by another process (pid {holder})") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield
-        finally:
-            os.close(fd)
+    def lock(self) -> Any:
+        """Hold the run for this process's life: a second trainer of the same folder (two commands, two
+        sweep launchers) gets a clear error instead of interleaving its metrics with the first's."""
+        return hold_lock(self.path)
 
     def is_locked(self) -> bool:
         """True while some process trains this run."""
-        if not (self.path / LOCK).is_file():
-            return False
-        fd = os.open(self.path / LOCK, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return lock_held(self.path)
 
     # -- rows, metrics, model ------------------------------------------------------------------
 

@@ -62,80 +62,9 @@ class RunSpec:
     limit_val: int | None = None
     eval_test_every: int = 0  # record held-out accuracy every N epochs (never used for selection)
 
-    # -- resolution and checks -----------------------------------------------------------------
-
     def resolved(self) -> RunSpec:
         """Fill every unset field from the dataset's recipe and check every value (no data is read)."""
-        from stylecls.blocks import BLOCKS
-        from stylecls.data import DATASETS, PROTOCOLS
-        from stylecls.models import ARCHS
-        from stylecls.recipes import recipe_for
-
-        if self.dataset not in DATASETS:
-            raise unknown_name("dataset", self.dataset, DATASETS)
-        recipe = recipe_for(self.dataset)
-        optimizer = self.optimizer or recipe.optimizer
-        if optimizer not in OPTIMIZERS:
-            raise unknown_name("optimizer", optimizer, OPTIMIZERS)
-        adamw = optimizer == "adamw" and recipe.optimizer != "adamw"
-
-        def pick(value: Any, default: Any) -> Any:
-            return default if value is None else value
-
-        spec = replace(
-            self,
-            arch=self.arch or recipe.arch,
-            img_size=pick(self.img_size, recipe.img_size),
-            epochs=pick(self.epochs, recipe.epochs),
-            batch_size=pick(self.batch_size, recipe.batch_size),
-            optimizer=optimizer,
-            lr=pick(self.lr, recipe.adamw_lr if adamw else recipe.lr),
-            weight_decay=pick(self.weight_decay, recipe.adamw_weight_decay if adamw else recipe.weight_decay),
-            schedule=self.schedule or recipe.schedule,
-            warmup_epochs=pick(self.warmup_epochs, recipe.warmup_epochs),
-            label_smoothing=pick(self.label_smoothing, recipe.label_smoothing),
-            min_crop=pick(self.min_crop, recipe.min_crop),
-            pre_resize=self.pre_resize or recipe.pre_resize,
-            data_options=dict(self.data_options),
-            block_options=dict(self.block_options),
-        )
-        if spec.arch not in ARCHS:
-            raise unknown_name("arch", str(spec.arch), ARCHS)
-        if spec.block not in BLOCKS:
-            raise unknown_name("block", spec.block, BLOCKS)
-        if spec.protocol not in ("auto", *PROTOCOLS):
-            raise unknown_name("protocol", spec.protocol, ("auto", *PROTOCOLS))
-        if spec.schedule not in SCHEDULES:
-            raise unknown_name("schedule", str(spec.schedule), SCHEDULES)
-        spec._check_values()
-        from stylecls.data.pixels import Pixels
-
-        Pixels(int(spec.img_size), str(spec.pre_resize))  # type: ignore[arg-type]  # an unknown rule is refused here
-        if spec.warmup_epochs >= spec.epochs:  # type: ignore[operator]  # leave at least one epoch to decay in
-            spec = replace(spec, warmup_epochs=spec.epochs - 1)  # type: ignore[operator]
-        return spec
-
-    def _check_values(self) -> None:
-        """Every numeric setting in its range; all the bad ones named in one message."""
-        v: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        rules = [
-            ("img-size", v["img_size"], 8 <= v["img_size"] <= MAX_IMG_SIZE, f"in [8, {MAX_IMG_SIZE}]"),
-            ("epochs", v["epochs"], v["epochs"] >= 1, ">= 1"),
-            ("batch-size", v["batch_size"], v["batch_size"] >= 1, ">= 1"),
-            ("lr", v["lr"], v["lr"] > 0, "> 0"),
-            ("momentum", v["momentum"], 0 <= v["momentum"] < 1, "in [0, 1)"),
-            ("weight-decay", v["weight_decay"], v["weight_decay"] >= 0, ">= 0"),
-            ("label-smoothing", v["label_smoothing"], 0 <= v["label_smoothing"] < 1, "in [0, 1)"),
-            ("warmup-epochs", v["warmup_epochs"], v["warmup_epochs"] >= 0, ">= 0"),
-            ("min-crop", v["min_crop"], 0 < v["min_crop"] <= 1, "an area fraction in (0, 1]"),
-            ("seed", v["seed"], 0 <= v["seed"] <= MAX_SEED, f"in [0, {MAX_SEED}]"),
-            ("eval-test-every", v["eval_test_every"], v["eval_test_every"] >= 0, ">= 0 (0: off)"),
-        ]
-        for name in ("limit_train", "limit_val", "split"):
-            if v[name] is not None:
-                rules.append((name.replace("_", "-"), v[name], v[name] >= 1, ">= 1"))
-        if bad := [f"--{name} {value} (must be {rule})" for name, value, ok, rule in rules if not ok]:
-            raise StyleclsError("invalid settings: " + "; ".join(bad))
+        return resolve(self)
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -196,6 +125,80 @@ class RunSpec:
         """One line for tables: protocol, domain/split, seed."""
         where = self.test_domain or (f"split {self.split}" if self.split is not None else self.protocol)
         return f"{self.dataset} {self.arch}+{self.block} {where} seed {self.seed}"
+
+
+def resolve(spec_: RunSpec) -> RunSpec:
+    """:meth:`RunSpec.resolved`: the recipe fills what is unset; names and ranges are checked."""
+    from stylecls.blocks import BLOCKS
+    from stylecls.data import DATASETS, PROTOCOLS
+    from stylecls.models import ARCHS
+    from stylecls.recipes import recipe_for
+
+    if spec_.dataset not in DATASETS:
+        raise unknown_name("dataset", spec_.dataset, DATASETS)
+    recipe = recipe_for(spec_.dataset)
+    optimizer = spec_.optimizer or recipe.optimizer
+    if optimizer not in OPTIMIZERS:
+        raise unknown_name("optimizer", optimizer, OPTIMIZERS)
+    adamw = optimizer == "adamw" and recipe.optimizer != "adamw"
+
+    def pick(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
+    spec = replace(
+        spec_,
+        arch=spec_.arch or recipe.arch,
+        img_size=pick(spec_.img_size, recipe.img_size),
+        epochs=pick(spec_.epochs, recipe.epochs),
+        batch_size=pick(spec_.batch_size, recipe.batch_size),
+        optimizer=optimizer,
+        lr=pick(spec_.lr, recipe.adamw_lr if adamw else recipe.lr),
+        weight_decay=pick(spec_.weight_decay, recipe.adamw_weight_decay if adamw else recipe.weight_decay),
+        schedule=spec_.schedule or recipe.schedule,
+        warmup_epochs=pick(spec_.warmup_epochs, recipe.warmup_epochs),
+        label_smoothing=pick(spec_.label_smoothing, recipe.label_smoothing),
+        min_crop=pick(spec_.min_crop, recipe.min_crop),
+        pre_resize=spec_.pre_resize or recipe.pre_resize,
+        data_options=dict(spec_.data_options),
+        block_options=dict(spec_.block_options),
+    )
+    if spec.arch not in ARCHS:
+        raise unknown_name("arch", str(spec.arch), ARCHS)
+    if spec.block not in BLOCKS:
+        raise unknown_name("block", spec.block, BLOCKS)
+    if spec.protocol not in ("auto", *PROTOCOLS):
+        raise unknown_name("protocol", spec.protocol, ("auto", *PROTOCOLS))
+    if spec.schedule not in SCHEDULES:
+        raise unknown_name("schedule", str(spec.schedule), SCHEDULES)
+    _check_values(spec)
+    from stylecls.data.pixels import Pixels
+
+    Pixels(int(spec.img_size), str(spec.pre_resize))  # type: ignore[arg-type]  # an unknown rule is refused here
+    if spec.warmup_epochs >= spec.epochs:  # type: ignore[operator]  # leave at least one epoch to decay in
+        spec = replace(spec, warmup_epochs=spec.epochs - 1)  # type: ignore[operator]
+    return spec
+
+def _check_values(spec_: RunSpec) -> None:
+    """Every numeric setting in its range; all the bad ones named in one message."""
+    v: dict[str, Any] = {f.name: getattr(spec_, f.name) for f in fields(spec_)}
+    rules = [
+        ("img-size", v["img_size"], 8 <= v["img_size"] <= MAX_IMG_SIZE, f"in [8, {MAX_IMG_SIZE}]"),
+        ("epochs", v["epochs"], v["epochs"] >= 1, ">= 1"),
+        ("batch-size", v["batch_size"], v["batch_size"] >= 1, ">= 1"),
+        ("lr", v["lr"], v["lr"] > 0, "> 0"),
+        ("momentum", v["momentum"], 0 <= v["momentum"] < 1, "in [0, 1)"),
+        ("weight-decay", v["weight_decay"], v["weight_decay"] >= 0, ">= 0"),
+        ("label-smoothing", v["label_smoothing"], 0 <= v["label_smoothing"] < 1, "in [0, 1)"),
+        ("warmup-epochs", v["warmup_epochs"], v["warmup_epochs"] >= 0, ">= 0"),
+        ("min-crop", v["min_crop"], 0 < v["min_crop"] <= 1, "an area fraction in (0, 1]"),
+        ("seed", v["seed"], 0 <= v["seed"] <= MAX_SEED, f"in [0, {MAX_SEED}]"),
+        ("eval-test-every", v["eval_test_every"], v["eval_test_every"] >= 0, ">= 0 (0: off)"),
+    ]
+    for name in ("limit_train", "limit_val", "split"):
+        if v[name] is not None:
+            rules.append((name.replace("_", "-"), v[name], v[name] >= 1, ">= 1"))
+    if bad := [f"--{name} {value} (must be {rule})" for name, value, ok, rule in rules if not ok]:
+        raise StyleclsError("invalid settings: " + "; ".join(bad))
 
 
 def _plain(value: Any) -> Any:

@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from stylecls.models import build_model
-from stylecls.runfolder import DataSummary, RunRecord, save_checkpoint, write_json
+from stylecls.record import DataSummary, RunRecord
+from stylecls.runfolder import save_checkpoint, write_json
 from stylecls.spec import RunSpec
 
 CLASSES = ["dots", "stripes", "waves"]

@@ -14,7 +14,8 @@ import torch
 from stylecls.compare import collect_runs, compare, find_runs, summarize
 from stylecls.errors import StyleclsError
 from stylecls.inspect_model import GateStats, gated_blocks, inspect_run, style_weights
-from stylecls.runfolder import DataSummary, RunFolder, RunRecord
+from stylecls.record import DataSummary, RunRecord
+from stylecls.runfolder import RunFolder
 from stylecls.spec import RunSpec
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -17,10 +17,10 @@ from scipy import stats as sps
 
 from stylecls.compare import collect_runs, find_runs
 from stylecls.errors import StyleclsError
+from stylecls.record import DataSummary, RunRecord
 from stylecls.report import write_report
 from stylecls.report.pairing import check_comparable, pair_runs
 from stylecls.report.stats import bootstrap_ci, paired_stats, paired_test, t_interval, verdict
-from stylecls.runfolder import DataSummary, RunRecord
 from stylecls.spec import RunSpec
 
 A = np.array([0.62, 0.55, 0.71, 0.60, 0.66, 0.58, 0.69, 0.64])

@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 from stylecls.cli import app
 from stylecls.errors import StyleclsError
-from stylecls.runfolder import DONE, DataSummary, RunFolder, RunRecord, write_json
+from stylecls.record import DataSummary, RunRecord
+from stylecls.runfolder import DONE, RunFolder, write_json
 from stylecls.spec import RunSpec, RuntimeOptions
 from stylecls.sweep import GridAxes, SweepPlan, cpu_budget, expand_grid, status_frame
 from stylecls.train import run_spec

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stylecls.runfolder import RunFolder, RunRecord
+from stylecls.record import RunRecord
+from stylecls.runfolder import RunFolder
 
 __all__ = [
     "ORACLE_COLUMN", "confusion", "domain_accuracy", "epoch_metrics", "oracle_accuracy", "per_class_accuracy",

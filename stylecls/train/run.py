@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stylecls.errors import StyleclsError
-from stylecls.runfolder import DONE, DataSummary, RunFolder, RunRecord, now
+from stylecls.record import DataSummary, RunRecord
+from stylecls.runfolder import DONE, RunFolder, now
 from stylecls.spec import RunSpec, RuntimeOptions
 from stylecls.train.data import RunData, load_data, recorded_data
 from stylecls.train.loop import Trainer, fit, log_confusion
