@@ -165,7 +165,7 @@ def main() -> None:
         "bit-identical batches (checked on the first batch of this run; `tests/test_pixels.py` checks every "
         "image, eval and train): the cache changes the speed, never the pixels. All three use random resized "
         "crop + horizontal flip at the same size; stylecls leaves the float conversion and normalisation to the "
-        f"model's device (`stylecls.data.normalize`). Machine: {os.cpu_count()} CPUs shared with other jobs "
+        f"model's device (`stylecls.data.normalize`). Machine: {os.cpu_count()} CPUs "
         f"(1-min load average {load:.1f} at the end): absolute rates are noisy, the alternating trials keep the "
         f"ratios fair. Preparing the cache took {prepared.seconds:.1f} s"
         f"{' (reused: it was up to date)' if prepared.up_to_date else ''}.\n"

@@ -36,7 +36,7 @@ from torchvision import transforms as T
 
 from stylecls import load_run
 from stylecls.data import IMAGENET_MEAN, IMAGENET_STD
-from stylecls.data.transforms import stored_size
+from stylecls.data.pixels import Pixels
 from stylecls.predict import Run, expand_paths
 
 RESULTS = Path(__file__).parent / "results"
@@ -103,7 +103,7 @@ def main() -> None:
         model = run.model()
         size = run.img_size
         baseline = datasets.ImageFolder(str(folder), transform=T.Compose([
-            T.Resize(stored_size(size)), T.CenterCrop(size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            T.Resize(Pixels(size).eval_side), T.CenterCrop(size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]))
         if len(baseline) != len(files):
             raise SystemExit(f"ImageFolder found {len(baseline)} images, stylecls {len(files)}")
@@ -183,7 +183,7 @@ def main() -> None:
         f"| exported ONNX on onnxruntime | {onnx_rate:,.1f} |\n"
         f"| **ratio** | **{onnx_rate / eager_rate:.2f}x** |\n\n"
         f"Max abs difference of the ONNX logits vs PyTorch: {exported.max_abs_diff:.2e}. "
-        f"Machine: {os.cpu_count()} CPUs shared with other jobs (1-min load average {os.getloadavg()[0]:.1f} at "
+        f"Machine: {os.cpu_count()} CPUs (1-min load average {os.getloadavg()[0]:.1f} at "
         "the end): absolute rates are noisy, the alternating trials keep the ratios fair.\n"
     )
     print(json.dumps(result))

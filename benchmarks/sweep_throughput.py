@@ -79,7 +79,7 @@ def main() -> None:
         "|---|---:|---:|",
         *[f"| {r['way']} | {r['seconds']} | {r['speedup']}x |" for r in rows],
         "",
-        f"1-min load average at the end: {meta['load_avg_end']:.1f} (the machine was shared with other jobs).",
+        f"1-min load average at the end: {meta['load_avg_end']:.1f}; a busy machine shows there.",
     ]
     (RESULTS / "sweep_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
