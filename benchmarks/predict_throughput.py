@@ -103,7 +103,8 @@ def main() -> None:
         model = run.model()
         size = run.img_size
         baseline = datasets.ImageFolder(str(folder), transform=T.Compose([
-            T.Resize(Pixels(size).eval_side), T.CenterCrop(size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            T.Resize(Pixels(size).eval_side), T.CenterCrop(size), T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]))
         if len(baseline) != len(files):
             raise SystemExit(f"ImageFolder found {len(baseline)} images, stylecls {len(files)}")
