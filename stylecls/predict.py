@@ -270,8 +270,8 @@ class Run:
         frame = pd.DataFrame(columns, index=pd.Index(kept, name="index"))
         frame["error"] = ""
         if skipped:  # unreadable items keep their place in the input order, with the reason
-            failed = pd.DataFrame({"path": pd.Series([_name(items[i]) for i in skipped], dtype=object),
-                                   "error": list(skipped.values())}, index=pd.Index(list(skipped), name="index"))
+            failed = pd.DataFrame({"path": [_name(items[i]) for i in skipped], "error": list(skipped.values())},
+                                  index=pd.Index(list(skipped), name="index"))
             frame = pd.concat([frame, failed]).sort_index()
         return frame
 

@@ -96,7 +96,7 @@ def predict_cmd(
     console.print(table)
     if out is not None:
         _write(frame, out)
-        err_console.print(f"wrote {len(frame):,} predictions to {out}")
+        err_console.print(f"wrote {len(frame):,} rows ({len(read):,} predictions) to {out}")
     skipped = frame[frame["error"] != ""]
     if len(skipped):
         for row in skipped.itertuples():

@@ -259,6 +259,9 @@ def evaluate_part(t: Trainer, dataset: Any, what: str, collect: list[torch.Tenso
     loader = make_loader(dataset, int(t.spec.batch_size), shuffle=False, workers=t.workers,  # type: ignore[arg-type]
                          sampler=indices, pin_memory=t.device.type == "cuda")
     net = t.net  # not the DDP wrapper: shards may differ in length, and evaluation needs no sync
+    if t.ddp.enabled:  # every rank evaluates with rank 0's BatchNorm statistics: the ones its checkpoint holds
+        for buffer in net.buffers():
+            dist.broadcast(buffer, src=0)
     net.eval()
     zero = torch.zeros((), device=t.device, dtype=torch.float64)
     loss_sum, correct, seen = zero.clone(), zero.clone(), zero.clone()
