@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,8 @@ def require_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise unknown_name("export format", fmt, FORMATS)
     if fmt == "onnx" and any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime")):
-        raise StyleclsError('ONNX export needs onnx and onnxruntime: pip install "stylecls[export]"')
+        raise StyleclsError('ONNX export needs onnx and onnxruntime: pip install "stylecls[export]" '
+                            '(from a clone: pip install -e ".[export]")')
 
 
 def metadata_of(run: Run, img_size: int, checkpoint: str) -> dict[str, str]:
@@ -77,18 +79,21 @@ def metadata_of(run: Run, img_size: int, checkpoint: str) -> dict[str, str]:
     }
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of an exported file (ONNX or TorchScript)."""
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of an exported file (ONNX or TorchScript), decoded: ``classes`` a list of names,
+    ``mean``/``std`` lists of floats, ``img_size`` an int (the file stores them as JSON text)."""
     path = Path(path)
     if path.suffix == ".onnx":
         import onnx
 
-        return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    extra = {METADATA_FILE: ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return json.loads(extra[METADATA_FILE])
+        raw = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    else:
+        extra = {METADATA_FILE: ""}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        raw = json.loads(extra[METADATA_FILE])
+    return {k: json.loads(v) if k in ("classes", "mean", "std", "img_size") else v for k, v in raw.items()}
 
 
 # --- export + check ----------------------------------------------------------------------------

@@ -124,7 +124,8 @@ class RunSpec:
     def summary(self) -> str:
         """One line for tables: protocol, domain/split, seed."""
         where = self.test_domain or (f"split {self.split}" if self.split is not None else self.protocol)
-        return f"{self.dataset} {self.arch}+{self.block} {where} seed {self.seed}"
+        where = "" if where == "auto" else f" {where}"  # the dataset's own protocol: nothing to add
+        return f"{self.dataset} {self.arch}+{self.block}{where} seed {self.seed}"
 
 
 def resolve(spec_: RunSpec) -> RunSpec:

@@ -37,6 +37,17 @@ def tensorboard_default() -> bool:
     return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def require_tensorboard() -> None:
+    """A clear message (exit 2) where the tensorboard package is missing; called before a run starts."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise StyleclsError(
+            'TensorBoard logging needs the tensorboard package: pip install "stylecls[tensorboard]" (from a clone: '
+            f'pip install -e ".[tensorboard]"), or turn it off (no --tensorboard, {ENV} unset)'
+        ) from None
+
+
 def scalar_tag(key: str) -> str:
     """``train_loss`` -> ``loss/train`` (curves of one metric side by side); other keys unchanged."""
     split, _, metric = key.partition("_")
@@ -61,13 +72,9 @@ class TensorBoardLogger:
     """Writes a run's scalars, figures and SRM style-weight histograms under ``RUN/tb/``."""
 
     def __init__(self, run_dir: Path) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise StyleclsError(
-                'TensorBoard logging needs the tensorboard package: pip install "stylecls[tensorboard]" '
-                f"(or turn it off: no --tensorboard, {ENV} unset)"
-            ) from None
+        require_tensorboard()
+        from torch.utils.tensorboard import SummaryWriter
+
         self.log_dir = Path(run_dir) / TB_DIR
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
 

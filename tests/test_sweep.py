@@ -234,3 +234,14 @@ def test_preset_is_printed_and_options_override_it(shared_data: Path, tmp_path: 
     assert "preset pacs-lodo" in result.output and "overridden: --block, --seed" in result.output
     assert "4 not started" in result.output and "pacs-resnet18-srm-sketch-s0" in result.output
     assert not out.exists()  # a dry run starts nothing
+
+
+def test_an_out_that_is_a_file_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("notes")
+    with pytest.raises(SystemExit) as exit_info:
+        _main(monkeypatch, "sweep", "--out", str(afile), "--block", "srm", "--epochs", "1", *TINY)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "is a file" in err and "Traceback" not in err
+    assert afile.read_text() == "notes"

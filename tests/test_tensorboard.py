@@ -63,7 +63,7 @@ def test_a_clear_message_without_tensorboard(tmp_path: Path, monkeypatch: pytest
     real_import = builtins.__import__
 
     def no_tensorboard(name: str, *args: object, **kwargs: object) -> object:
-        if name.startswith("torch.utils.tensorboard"):
+        if name.startswith(("torch.utils.tensorboard", "tensorboard")):
             raise ImportError("No module named 'tensorboard'")
         return real_import(name, *args, **kwargs)
 
@@ -71,6 +71,13 @@ def test_a_clear_message_without_tensorboard(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(StyleclsError, match=r'pip install "stylecls\[tensorboard\]"'):
         TensorBoardLogger(tmp_path)
     assert not (tmp_path / "tb").exists()
+    # asked of a training, the missing package is found before any run folder is claimed
+    from stylecls.spec import RunSpec, RuntimeOptions
+    from stylecls.train import train
+
+    with pytest.raises(StyleclsError, match="tensorboard package"):
+        train(RunSpec(epochs=1), RuntimeOptions(tensorboard=True, out=str(tmp_path / "runs"), name="tb"))
+    assert not (tmp_path / "runs").exists()
 
 
 def test_training_with_tensorboard_writes_scalars_histograms_and_the_confusion_matrix(

@@ -29,7 +29,7 @@ def interrupt_exit_codes() -> Iterator[None]:
 
 
 # with --resume, the run's own settings apply; only where it runs may change
-_RESUME_OPTIONS = {"resume", "device", "workers", "threads", "progress"}
+_RESUME_OPTIONS = {"resume", "device", "workers", "threads", "progress", "tensorboard"}
 
 
 @app.command("train")
@@ -77,7 +77,9 @@ def train_cmd(
     limit_train: Optional[int] = opt.LimitTrainOpt,
     limit_val: Optional[int] = opt.LimitValOpt,
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder of run folders."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: dataset-arch-block-time)."),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Run folder name (default: the spec's, e.g. demo-cifar_resnet20-srm-s0; -2, -3 if taken)."
+    ),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last.pt."),
     progress: Optional[bool] = opt.ProgressOpt,
 ) -> None:
@@ -94,11 +96,11 @@ def train_cmd(
             flags = ", ".join("--" + g.replace("_", "-") for g in given)
             raise StyleclsError(
                 f"--resume continues a run with its own settings; drop {flags}"
-                " (only --device, --workers, --threads and --progress may change)"
+                " (only --device, --workers, --threads, --progress and --tensorboard may change)"
             )
         with interrupt_exit_codes():
             path = resume_run(resume, device=None if device == "auto" else device, workers=workers,
-                              progress=progress, threads=threads)
+                              progress=progress, threads=threads, tensorboard=tensorboard)
         if is_main_process():
             console.print(str(path), highlight=False, soft_wrap=True)
         return

@@ -197,7 +197,8 @@ class SlurmLauncher:
         try:
             import submitit
         except ImportError:
-            raise StyleclsError('the slurm launcher needs submitit: pip install "stylecls[slurm]"') from None
+            raise StyleclsError('the slurm launcher needs submitit: pip install "stylecls[slurm]" '
+                                '(from a clone: pip install -e ".[slurm]")') from None
         executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": self.time_min, "name": "stylecls-sweep"}
         if self.cluster != "local":  # the local executor would try to share GPUs it does not have

@@ -36,6 +36,8 @@ def check_data(plan: SweepPlan) -> None:
 
 def run_sweep(plan: SweepPlan, launcher: Launcher, console: Console, dry_run: bool = False) -> SweepResult:
     """Bring every run of ``plan`` to done and evaluated; write ``<out>/comparison.md|csv``."""
+    if plan.out.exists() and not plan.out.is_dir():
+        raise StyleclsError(f"--out {plan.out} is a file, not a folder of runs")
     plan.check_out()
     check_data(plan)
     pending = plan.pending()

@@ -37,10 +37,12 @@ def print_settings(spec: RunSpec, info: dict[str, Any], counts: dict[str, int], 
         + (f", pretrained {spec.pretrained}" if spec.pretrained else "")
         + f", {runtime['parameters']:,} parameters"
     )
+    epochs = f"{spec.epochs} epoch{'' if spec.epochs == 1 else 's'}"
+    warmup = f"{spec.warmup_epochs} warmup epoch{'' if spec.warmup_epochs == 1 else 's'}"
     console.print(
-        f"  recipe   {spec.epochs} epochs, {spec.img_size} px, batch {spec.batch_size}, {spec.optimizer} lr {spec.lr:g}"
+        f"  recipe   {epochs}, {spec.img_size} px, batch {spec.batch_size}, {spec.optimizer} lr {spec.lr:g}"
         f" wd {spec.weight_decay:g} ({'no decay for SRM' if spec.norm_bias_decay else 'no decay for SRM/BN/bias'}),"
-        f" {spec.schedule} with {spec.warmup_epochs} warmup epochs, label smoothing {spec.label_smoothing:g},"
+        f" {spec.schedule} with {warmup}, label smoothing {spec.label_smoothing:g},"
         f" crops >= {spec.min_crop:g} of the area, seed {spec.seed}"
     )
     console.print(

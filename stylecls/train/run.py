@@ -150,15 +150,23 @@ def _resume(folder: RunFolder, runtime: RuntimeOptions, ddp: Dist) -> Path:
     return _run(trainer, runtime)
 
 
+def _wants_tensorboard(runtime: RuntimeOptions) -> bool:
+    from stylecls.tensorboard import require_tensorboard, tensorboard_default
+
+    wanted = runtime.tensorboard if runtime.tensorboard is not None else tensorboard_default()
+    if wanted:
+        require_tensorboard()  # before any folder is claimed, not after the header
+    return wanted
+
+
 def _loggers(trainer: Trainer, runtime: RuntimeOptions) -> list[Any]:
     """TensorBoard when asked for (``--tensorboard``, or ``$STYLECLS_TENSORBOARD=1``); metrics.csv stays
     the source of truth."""
     if not trainer.ddp.main:
         return []
-    from stylecls.tensorboard import TensorBoardLogger, tensorboard_default
+    from stylecls.tensorboard import TensorBoardLogger
 
-    wanted = runtime.tensorboard if runtime.tensorboard is not None else tensorboard_default()
-    return [TensorBoardLogger(trainer.folder.path)] if wanted else []
+    return [TensorBoardLogger(trainer.folder.path)] if _wants_tensorboard(runtime) else []
 
 
 def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
@@ -214,6 +222,7 @@ def train(spec: RunSpec, runtime: RuntimeOptions | None = None) -> Path:
     spec = spec.resolved()
     if spec.protocol == "lodo" and spec.test_domain is None:
         raise StyleclsError("the lodo protocol trains one run per test domain: give test_domain, or call train_all()")
+    _wants_tensorboard(runtime)
     ddp = dist_from_env()
     with process_group(ddp, runtime.device):
         existed = runtime.name is not None and (Path(runtime.out) / runtime.name).is_dir()
@@ -242,6 +251,7 @@ def run_spec(spec: RunSpec, runtime: RuntimeOptions, run_dir: str | Path) -> Pat
     """Bring the run of ``spec`` in ``run_dir`` to ``done``: skip it if done, resume it if incomplete,
     start it if absent. A folder holding another spec is refused, never overwritten."""
     spec = spec.resolved()
+    _wants_tensorboard(runtime)
     folder = RunFolder(run_dir, must_exist=False)
     ddp = dist_from_env()
     with process_group(ddp, runtime.device):
@@ -288,9 +298,9 @@ def train_all(spec: RunSpec, runtime: RuntimeOptions | None = None) -> list[Path
 
 
 def resume(run_dir: str | Path, device: str | None = None, workers: int | None = None,
-           progress: bool | None = None, threads: int | None = None) -> Path:
+           progress: bool | None = None, threads: int | None = None, tensorboard: bool | None = None) -> Path:
     """Continue a run from its ``last.pt`` with the spec it was started with; only where it runs may
-    change (``device``, ``workers``, ``threads``, ``progress``). A finished run is left as it is."""
+    change (``device``, ``workers``, ``threads``, ``progress``, ``tensorboard``). A finished run is left as it is."""
     folder = RunFolder(run_dir)
     record = folder.record()
     if record.schema_version == 1 and not (folder.path / "status.json").is_file():
@@ -303,7 +313,9 @@ def resume(run_dir: str | Path, device: str | None = None, workers: int | None =
         runtime, device=device or runtime.device, progress=progress,
         workers=workers if workers is not None else runtime.workers,
         threads=threads if threads is not None else runtime.threads, out=str(folder.path.parent), name=folder.path.name,
+        tensorboard=tensorboard if tensorboard is not None else runtime.tensorboard,
     )  # fmt: skip
+    _wants_tensorboard(runtime)
     ddp = dist_from_env()
     with process_group(ddp, runtime.device), _locked(folder, ddp):
         return _resume(folder, runtime, ddp)
