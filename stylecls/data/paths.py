@@ -27,12 +27,18 @@ def cache_root(create: bool = False) -> Path:
     fix = "point $STYLECLS_CACHE at a folder you can write to"
     if path.exists() and not path.is_dir():
         raise StyleclsError(f"{what} is a file, not a folder: {fix}")
-    if not create:
-        return path
+    return writable_folder(path, what, f": {fix}") if create else path
+
+
+def writable_folder(path: Path, what: str, fix: str = "") -> Path:
+    """``path`` as a folder this process can write into, made if absent; else one clear error naming
+    ``what`` (e.g. ``--out runs``), followed by ``fix``."""
+    if path.exists() and not path.is_dir():
+        raise StyleclsError(f"{what} is a file, not a folder{fix}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StyleclsError(f"{what} cannot be created ({e.strerror}): {fix}") from None
+        raise StyleclsError(f"{what} cannot be created ({e.strerror or e}){fix}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise StyleclsError(f"{what} is not writable: {fix}")
+        raise StyleclsError(f"{what} is not writable{fix}")
     return path

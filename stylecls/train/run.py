@@ -44,16 +44,9 @@ def check_name(name: str) -> str:
 
 
 def _out_dir(out: str) -> Path:
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise StyleclsError(f"--out {out} is a file, not a folder of runs")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StyleclsError(f"cannot create --out {out}: {e.strerror or e}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise StyleclsError(f"--out {out} is not writable")
-    return path
+    from stylecls.data.paths import writable_folder
+
+    return writable_folder(Path(out), f"--out {out}")
 
 
 def claim_folder(spec: RunSpec, runtime: RuntimeOptions) -> Path:
