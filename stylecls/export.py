@@ -43,7 +43,7 @@ TOLERANCE = 1e-4
 METADATA_FILE = "stylecls.json"  # TorchScript _extra_files entry
 CHECK_IMAGES = 4
 #: metadata values stored as JSON text (the rest are plain strings)
-JSON_KEYS = ("classes", "mean", "std", "img_size", "pre_resize_side", "resize_shorter_side", "antialias", "center_crop")
+JSON_KEYS = ("classes", "mean", "std", "img_size", "preprocessing")
 
 
 @dataclass
@@ -67,18 +67,29 @@ def require_format(fmt: str) -> None:
 
 
 def metadata_of(run: Run, img_size: int, checkpoint: str) -> dict[str, str]:
-    """String key/values stored in the exported file: the model, its classes and its whole preprocessing."""
+    """String key/values stored in the exported file: the model, its classes and (``preprocessing``, JSON)
+    everything between an image file and the model's input."""
     from stylecls import __version__
     from stylecls.data import IMAGENET_MEAN, IMAGENET_STD
-    from stylecls.data.pixels import DECODER
 
     s = run.settings
-    pixels = _pixels_at(run, img_size)
-    steps = (
-        f"decode to RGB uint8; resize the shorter side to {pixels.eval_side} px ({pixels.to_dict()['interpolation']}, "
-        f"antialiased, on uint8); centre-crop {img_size}x{img_size}; divide by 255; subtract mean and divide by "
-        "std per channel; float32 NCHW"
-    )
+    pixels = _pixels_at(run, img_size).to_dict()
+    preprocessing = {
+        "decoder": pixels["decoder"],
+        "pre_resize": pixels["pre_resize"],  # the run's rule: a factor of img_size, or "original"
+        "pre_resize_side": pixels["side"],  # the shorter side the rule gives (None: full resolution)
+        "resize_shorter_side": pixels["eval_side"],  # the one resize an image sees before the crop
+        "interpolation": pixels["interpolation"],
+        "antialias": pixels["antialias"],
+        "center_crop": img_size,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "steps": (
+            f"decode to RGB uint8; resize the shorter side to {pixels['eval_side']} px ({pixels['interpolation']}, "
+            f"antialiased, on uint8); centre-crop {img_size}x{img_size}; divide by 255; subtract mean and divide by "
+            "std per channel; float32 NCHW"
+        ),
+    }
     return {
         "stylecls_version": __version__,
         "run": s.name,
@@ -87,16 +98,9 @@ def metadata_of(run: Run, img_size: int, checkpoint: str) -> dict[str, str]:
         "block": s.block,
         "classes": json.dumps(s.classes),
         "img_size": str(img_size),
-        "decoder": DECODER,
-        "pre_resize": pixels.pre_resize,  # the run's rule: a factor of img_size, or "original"
-        "pre_resize_side": json.dumps(pixels.side),  # the shorter side it gives (null: full resolution)
-        "resize_shorter_side": json.dumps(pixels.eval_side),  # the one resize an image sees before the crop
-        "interpolation": str(pixels.to_dict()["interpolation"]),
-        "antialias": json.dumps(bool(pixels.to_dict()["antialias"])),
-        "center_crop": json.dumps(img_size),
         "mean": json.dumps(list(IMAGENET_MEAN)),
         "std": json.dumps(list(IMAGENET_STD)),
-        "preprocessing": steps,
+        "preprocessing": json.dumps(preprocessing),
         "input": "float32 images (N, 3, img_size, img_size), RGB in [0, 1], normalised: (x - mean) / std",
         "output": "logits (N, len(classes)); softmax for probabilities",
     }
@@ -104,7 +108,7 @@ def metadata_of(run: Run, img_size: int, checkpoint: str) -> dict[str, str]:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The metadata of an exported file (ONNX or TorchScript), decoded: ``classes`` a list of names,
-    ``mean``/``std`` lists of floats, sizes ints, ``antialias`` a bool (the file stores them as JSON text)."""
+    ``mean``/``std`` lists of floats, ``img_size`` an int, ``preprocessing`` a dict (stored as JSON text)."""
     path = Path(path)
     if path.suffix == ".onnx":
         import onnx
@@ -120,20 +124,19 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def preprocess(image: torch.Tensor, metadata: dict[str, Any]) -> torch.Tensor:
-    """A decoded uint8 RGB image (3, H, W) -> the exported model's input (1, 3, S, S), from ``metadata`` alone.
+    """A decoded uint8 RGB image (3, H, W) -> the exported model's input (1, 3, S, S), from the metadata alone.
 
-    The reference for applying the preprocessing anywhere else (README, "Export"): the same torchvision
-    calls ``stylecls predict`` makes, so the probabilities agree.
+    The reference for applying ``metadata["preprocessing"]`` anywhere else (README, "Export"): the same
+    torchvision calls ``stylecls predict`` makes, so the probabilities agree.
     """
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 
-    interpolation = InterpolationMode(metadata["interpolation"])
-    image = F.resize(image, [metadata["resize_shorter_side"]], interpolation=interpolation,
-                     antialias=metadata["antialias"])
-    image = F.center_crop(image, [metadata["center_crop"]])
-    x = F.to_dtype(image, torch.float32, scale=True)
-    return F.normalize(x, metadata["mean"], metadata["std"])[None]
+    pre = metadata["preprocessing"]
+    image = F.resize(image, [pre["resize_shorter_side"]], interpolation=InterpolationMode(pre["interpolation"]),
+                     antialias=pre["antialias"])
+    image = F.center_crop(image, [pre["center_crop"]])
+    return F.normalize(F.to_dtype(image, torch.float32, scale=True), pre["mean"], pre["std"])[None]
 
 
 def refuse_run_files(path: Path) -> None:

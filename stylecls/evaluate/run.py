@@ -192,7 +192,7 @@ def evaluate(
     skipped = union.loc[~read, "path"].tolist()
     union, probs = union[read].reset_index(drop=True), probs[read]
     preds = predictions_frame(union, probs, classes)
-    mask = (preds["part"] == part).to_numpy()
+    mask = (preds["part"] == part).to_numpy(copy=True)
     if domain is not None:
         mask &= (preds["domain"] == domain).to_numpy()
     ev, ev_probs = preds[mask], probs[mask]
