@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from stylecls.errors import StyleclsError
 from stylecls.evaluate import (
@@ -273,3 +274,31 @@ def test_evaluate_python_keywords_part_and_domain_and_the_deprecated_ones(evalua
                                                 "evaluate(test_domain=...) is deprecated, use domain=..."]
     assert old.metrics == result.metrics
     evaluate(evaluated, device="cpu", workers=0)  # leave the default evaluation for the other tests
+
+
+def test_the_prediction_dataset_reads_a_prepared_cache_to_the_same_pixels(tmp_path: Path, cache_env: Path) -> None:
+    """evaluate's rows come from the prepared cache where it holds them; in-memory images and files mix."""
+    from PIL import Image
+
+    from stylecls.data import cache
+    from stylecls.data.pixels import Pixels
+    from stylecls.evaluate import PredictDataset
+
+    run = make_run(tmp_path / "run", tmp_path / "data")
+    rows = RunFolder(run).rows()
+    paths = rows["path"].tolist()
+    (tmp_path / "data" / "photo" / "dots" / "01.png").write_bytes(b"broken")  # now unreadable, and not in the cache
+    source = {"dataset": "folder", "root": str(tmp_path / "data")}
+    on_the_fly = PredictDataset(paths, Pixels(16))
+    assert on_the_fly.cache_hits == 0
+    cache.prepare("folder", tmp_path / "data", size=16, workers=0, progress=False)
+    items = [*paths, Image.open(paths[0])]
+    cached = PredictDataset(items, Pixels(16), cache_source=source)
+    assert cached.cache_hits == len(paths) - 1
+    for i in range(len(paths)):
+        a, b = on_the_fly[i], cached[i]
+        if a[0] is None:
+            assert b[0] is None and a[2] == b[2] and b[2]
+        else:
+            assert torch.equal(a[0], b[0]) and a[1:] == b[1:] == (i, "")
+    assert torch.equal(cached[len(paths)][0], on_the_fly[0][0])  # the PIL image of the first file: same pixels

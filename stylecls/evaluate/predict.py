@@ -98,6 +98,11 @@ class PredictDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def cache_hits(self) -> int:
+        """How many files a prepared cache serves (the others are decoded on the fly, to the same pixels)."""
+        return 0 if self._cached is None else int(self._cached.cache_hits)
+
     def _decode(self, i: int, path: str) -> torch.Tensor:
         if self._cached is not None:
             image = self._cached.load(self._cache_row[i])  # the cache's pixels, or None for an unreadable file
