@@ -6,8 +6,8 @@
    alternating trials, medians compared. Both include decoding; neither uses a prepared cache.
 2. The exported ONNX model on onnxruntime (CPU) vs the eager PyTorch model on the same normalised
    batch of real images, same thread count, median of repeated forward passes.
-3. The cost of the pixel-limit check every decode makes (PIL reads the header before torchvision
-   decodes): microseconds per file for the check alone and for the whole decode, medians over the files.
+3. The cost of the pixel-limit check prediction makes for every file (PIL reads the header before
+   torchvision decodes): microseconds per file for the check and for the decode, medians over the files.
 
 Without ``--run`` a throw-away run is trained for one epoch on 32 images (its accuracy is irrelevant;
 only the network's shape matters)::
@@ -73,7 +73,8 @@ def baseline_rate(model: torch.nn.Module, folder: datasets.ImageFolder, args: ar
 
 def decode_costs(files: list[Path], trials: int) -> tuple[float, float]:
     """Median microseconds per file of the pixel-limit header check and of the whole decode (which includes it)."""
-    from stylecls.data.decode import check_pixel_count, decode
+    from stylecls.data.decode import decode
+    from stylecls.evaluate.predict import check_pixel_count
 
     check, full = [], []
     for _ in range(trials):
