@@ -183,10 +183,9 @@ def export_model(
 def check_inputs_of(run: Run, img_size: int, count: int = CHECK_IMAGES) -> tuple[torch.Tensor, str]:
     """Up to ``count`` normalised images of the run's own data (one per class first), else random inputs."""
     from stylecls.data import decode, normalize
-    from stylecls.evaluate import run_rows
 
     try:
-        rows = run_rows(run.folder)
+        rows = run.folder.rows()
     except StyleclsError:
         generator = torch.Generator().manual_seed(0)
         return torch.randn(count, 3, img_size, img_size, generator=generator), f"{count} random inputs"

@@ -3,7 +3,7 @@
 ``Run.predict`` streams images (files or in-memory PIL images / arrays / tensors) through a
 DataLoader with the run's own evaluation pipeline -- the decoder, resize and centre crop of
 ``stylecls evaluate`` -- so a folder of 100k images runs in constant memory and gives the same
-probabilities ``evaluate`` writes to ``eval/predictions.csv``. Unreadable files are skipped and
+probabilities ``evaluate`` writes with its predictions. Unreadable files are skipped and
 rows of their own with the reason in ``error`` (and no prediction), never raised mid-stream.
 """
 
@@ -38,7 +38,7 @@ _DECODE_ERRORS = (RuntimeError, OSError, ValueError, Image.DecompressionBombErro
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What prediction and export need from a run's config.json."""
+    """What prediction and export need from a run's record."""
 
     name: str
     arch: str
@@ -51,10 +51,8 @@ class RunSettings:
 
 def run_settings(run: RunFolder) -> RunSettings:
     """What prediction and export need, from the run's typed record."""
-    from stylecls.evaluate import run_pixels
-
     record = run.record()
-    pixels = run_pixels(run)
+    pixels = run.pixels()
     return RunSettings(name=record.name or run.path.name, arch=str(record.spec.arch), block=record.spec.block,
                        img_size=pixels.img_size, pixels=pixels, classes=list(record.data.classes),
                        dataset=record.spec.dataset)

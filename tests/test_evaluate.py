@@ -209,7 +209,7 @@ def test_schema_1_run_folders_still_evaluate(evaluated: Path, tmp_path: Path) ->
     (run / "config.json").write_text(json.dumps(old))
     (run / "status.json").unlink()
     folder = RunFolder(run)
-    assert folder.record().schema_version == 1 and folder.status() == "done"
+    assert folder.record().schema_version == 1 and folder.status().state == "done"
     result = evaluate(run, device="cpu", workers=0)
     assert result.metrics["count"] == 12 and result.metrics["test_domain"] == "sketch"
 

@@ -15,7 +15,7 @@ from stylecls.evaluate.metrics import (
     per_domain_table,
 )  # fmt: skip
 from stylecls.evaluate.predict import load_model, predict, predictions_frame
-from stylecls.evaluate.run import PARTS, EvalResult, evaluate, held_out_rows, run_pixels, run_rows, select_rows
+from stylecls.evaluate.run import PARTS, EvalResult, evaluate, held_out_rows, select_rows
 from stylecls.plotting import plot_confusion, plot_mistakes
 
 __all__ = [
@@ -34,8 +34,6 @@ __all__ = [
     "plot_mistakes",
     "predict",
     "predictions_frame",
-    "run_pixels",
-    "run_rows",
     "select_device",
     "select_rows",
 ]
