@@ -7,6 +7,7 @@ it once (``eval/``). Exit codes: 0 done, 2 bad input, 130/143/138 interrupted (`
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads for this run")
     parser.add_argument("--workers", type=int, default=None, help="data-loading processes for this run")
     args = parser.parse_args(argv)
+
+    def stop(signum: int, frame: object) -> None:  # outside training too: an exception, so no write is cut short
+        raise Preempted(signum)
+
+    signal.signal(signal.SIGTERM, stop)  # training catches it itself and stops after the current step
     try:
         run_one(args.out, args.name, args.threads, args.workers)
     except StyleclsError as e:
