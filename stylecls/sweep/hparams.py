@@ -74,9 +74,9 @@ class Range:
         if self.kind == "choice":
             return "one of " + ", ".join(map(str, self.choices))
         low, high = self.bounds(centre)
-        shown = (f"{int(low)}", f"{int(high)}") if self.integer else (f"{low:.3g}", f"{high:.3g}")
-        suffix = ", integer" if self.integer else ""
-        return f"{self.kind} [{shown[0]}, {shown[1]}]{suffix}"
+        if self.integer:
+            return f"{self.kind} [{int(low)}, {int(high)}), rounded down"
+        return f"{self.kind} [{low:.3g}, {high:.3g}]"
 
 
 #: every block draws these; relative ranges are centred (in log scale) on the dataset's recipe value
@@ -118,11 +118,14 @@ def search_space(dataset: str, block: str | None = None) -> tuple[list[Range], l
     return shared, list(BLOCK_RANGES.get(block, ())) if block else []
 
 
-def recipe_value(dataset: str, name: str) -> float | None:
-    """The recipe's value of a shared field (the centre of a relative range)."""
+def recipe_value(dataset: str, name: str, optimizer: str | None = None) -> float | None:
+    """The recipe's value of a shared field (the centre of a relative range); AdamW's own lr and weight
+    decay where ``optimizer`` is adamw and the recipe's is not."""
     from stylecls.recipes import recipe_for
 
-    value = getattr(recipe_for(dataset), name, None)
+    recipe = recipe_for(dataset)
+    adamw = optimizer == "adamw" and recipe.optimizer != "adamw" and name in ("lr", "weight_decay")
+    value = getattr(recipe, f"adamw_{name}" if adamw else name, None)
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -161,7 +164,8 @@ class Search:
         values: dict[str, Any] = {}
         for r in shared:
             if getattr(spec, r.name) is None:
-                values[r.name] = r.sample(_stream(self.seed, trial, r.name), recipe_value(spec.dataset, r.name))
+                centre = recipe_value(spec.dataset, r.name, spec.optimizer)
+                values[r.name] = r.sample(_stream(self.seed, trial, r.name), centre)
         options = dict(spec.block_options)
         for r in own:
             if r.name not in options:
@@ -171,3 +175,27 @@ class Search:
     def expand(self, cells: Sequence[RunSpec]) -> list[RunSpec]:
         """Every cell in every trial (trial outermost), unresolved."""
         return [self.draw(cell, t) for t in range(self.trials) for cell in cells] if self.random else list(cells)
+
+
+def hparams_table(dataset: str, blocks: Sequence[str] = ()) -> Any:
+    """A rich table of the search space of ``dataset`` (and of ``blocks``' own values; all blocks when none)."""
+    from rich.table import Table
+
+    from stylecls.blocks import BLOCKS
+
+    shared, _ = search_space(dataset)
+    table = Table(title=f"random search for {dataset} (--hparams random): every block draws the shared values "
+                  "of a trial alike")
+    for column in ("value", "for", "distribution", "recipe"):
+        table.add_column(column)
+    for r in shared:
+        centre = recipe_value(dataset, r.name)
+        shown = "" if centre is None else f"{centre:g}"
+        table.add_row(r.name.replace("_", "-"), "every block", r.describe(centre), shown)
+    for block in blocks or list(BLOCKS):
+        own = search_space(dataset, block)[1]
+        for r in own:
+            table.add_row(f"block option {r.name}", block, r.describe(), "")
+        if blocks and not own:
+            table.add_row("(none)", block, "no value of its own to search", "")
+    return table
