@@ -113,3 +113,8 @@ def test_block_options_apply_to_the_blocks_that_take_them() -> None:
         expand_grid(BASE, GridAxes(block=["none", "se"], block_options=[{"pooling": "mean"}]))
     with pytest.raises(StyleclsError, match="SRM pooling"):  # a bad value: refused at planning
         expand_grid(BASE, GridAxes(block=["srm"], block_options=[{"pooling": "median"}]))
+
+
+def test_a_drawn_batch_never_exceeds_a_limited_training_part() -> None:
+    specs = _grid(trials=6, base=replace(BASE, limit_train=40))
+    assert max(s.batch_size for s in specs) == 40 and min(s.batch_size for s in specs) >= 32

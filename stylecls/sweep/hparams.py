@@ -8,7 +8,7 @@ fine-tuning ones (lr 10^U(-5,-3.5) ...): a decade of learning rate and two of we
 Trial ``t`` draws each shared value from a stream seeded by ``(hparams_seed, t, name)``, the same for every
 block, so runs pair across blocks by (trial, seed); a block's own values come from ``(hparams_seed, t, block,
 name)``. One stream per value means fixing one (``--lr 0.05``) never shifts the draws of the others.
-A value given on the command line is never drawn.
+A value given on the command line is never drawn; a drawn batch larger than ``--limit-train`` is cut to it.
 """
 
 from __future__ import annotations
@@ -166,6 +166,8 @@ class Search:
             if getattr(spec, r.name) is None:
                 centre = recipe_value(spec.dataset, r.name, spec.optimizer)
                 values[r.name] = r.sample(_stream(self.seed, trial, r.name), centre)
+        if spec.limit_train is not None and values.get("batch_size", 0) > spec.limit_train:
+            values["batch_size"] = spec.limit_train  # a quick run (--limit-train) has fewer images than the draw
         options = dict(spec.block_options)
         for r in own:
             if r.name not in options:
