@@ -14,7 +14,7 @@ from stylecls.spec import RunSpec
 from stylecls.sweep import GridAxes, expand_grid
 from stylecls.sweep.hparams import BLOCK_RANGES, SHARED, Search, search_space
 
-BASE = RunSpec(dataset="demo", epochs=1, img_size=16, limit_train=64, limit_val=32)
+BASE = RunSpec(dataset="demo", epochs=1, img_size=16)
 SHARED_NAMES = [r.name for r in SHARED]
 
 
