@@ -35,7 +35,7 @@ def run_one(out: str | Path, name: str, threads: int | None = None, workers: int
     path = run_spec(spec, runtime, plan.run_dir(spec))
     if is_main_process() and not evaluated(path):
         part = "val" if spec.val_domain is not None else None  # lodo selection reads the left-out domain
-        result = evaluate(path, split=part, device=runtime.device, workers=0)
+        result = evaluate(path, part=part, device=runtime.device, workers=0)
         print(f"evaluated {path}: top-1 {result.metrics['top1']:.1%}", flush=True)
     return path
 
