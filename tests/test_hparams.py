@@ -118,3 +118,14 @@ def test_block_options_apply_to_the_blocks_that_take_them() -> None:
 def test_a_drawn_batch_never_exceeds_a_limited_training_part() -> None:
     specs = _grid(trials=6, base=replace(BASE, limit_train=40))
     assert max(s.batch_size for s in specs) == 40 and min(s.batch_size for s in specs) >= 32
+
+
+def test_every_block_range_is_an_option_its_block_takes_with_values_it_accepts() -> None:
+    from stylecls.blocks import create_block
+    from stylecls.sweep.grid import block_option_names
+
+    for block, ranges in BLOCK_RANGES.items():
+        for r in ranges:
+            assert r.name in block_option_names(block), (block, r.name)
+            for value in r.choices:
+                create_block(block, 16, **{r.name: value})
