@@ -39,6 +39,7 @@ class Setting:
     sweep: SweepRole = "value"
     axis_help: str = ""  # the help of the sweep's repeated option (default: help + "Repeat to cross.")
     hidden: bool = False
+    internal: bool = False  # set by stylecls itself (e.g. a sweep's random search): no command-line option
 
     def rule(self) -> str:
         """The range as words, e.g. ``in [0, 1)`` or ``>= 1``; empty without one."""

@@ -108,6 +108,13 @@ class RunSpec:
     eval_test_every: int = field(default=0, metadata=setting(
         "Record held-out accuracy every N epochs (never used to select; 0: off).", min=0,
     ))  # fmt: skip
+    # a sweep's random search (stylecls.sweep.hparams): the trial whose drawn values this spec holds
+    trial: int | None = field(default=None, metadata=setting("Random-search trial.", min=0, internal=True))
+    hparams_seed: int | None = field(default=None, metadata=setting("Random-search seed.", min=0, internal=True))
+    # leave-one-domain-out model selection: this training domain is left out of training and validates
+    val_domain: str | None = field(default=None, metadata=setting(
+        "Training domain left out of training to validate on (lodo model selection).", internal=True,
+    ))  # fmt: skip
 
     def resolved(self) -> RunSpec:
         """Fill every unset field from the dataset's recipe and check every value (no data is read)."""
@@ -151,6 +158,10 @@ class RunSpec:
         parts += [f"{k}{_plain(x)}" for k, x in sorted(self.block_options.items())]
         if self.test_domain:
             parts.append(self.test_domain)
+        if self.val_domain:
+            parts.append(f"val_{self.val_domain}")
+        if self.trial is not None:
+            parts.append(f"t{self.trial}")
         if self.split is not None:
             parts.append(f"split{self.split}")
         parts.append(f"s{self.seed}")
@@ -164,7 +175,8 @@ class RunSpec:
         bare = RunSpec(
             dataset=self.dataset, data_options=self.data_options, protocol=self.protocol,
             test_domain=self.test_domain, split=self.split, arch=self.arch, block=self.block,
-            block_options=self.block_options, seed=self.seed,
+            block_options=self.block_options, seed=self.seed, trial=self.trial, hparams_seed=self.hparams_seed,
+            val_domain=self.val_domain,
         )  # fmt: skip
         return bare.resolved() if self.arch is not None else bare
 
@@ -177,7 +189,9 @@ class RunSpec:
         """One line for tables: protocol, domain/split, seed."""
         where = self.test_domain or (f"split {self.split}" if self.split is not None else self.protocol)
         where = "" if where == "auto" else f" {where}"  # the dataset's own protocol: nothing to add
-        return f"{self.dataset} {self.arch}+{self.block}{where} seed {self.seed}"
+        where += f" (val {self.val_domain})" if self.val_domain else ""
+        trial = f" trial {self.trial}" if self.trial is not None else ""
+        return f"{self.dataset} {self.arch}+{self.block}{where}{trial} seed {self.seed}"
 
 
 SETTINGS = settings_of(RunSpec)
@@ -207,7 +221,10 @@ def resolve(spec_: RunSpec) -> RunSpec:
         valid = _names(s.registry) if s.registry else s.choices
         if valid and value not in valid:
             raise unknown_name(name.replace("_", " "), str(value), valid)
-    if bad := check_ranges(spec):
+    bad = check_ranges(spec)
+    if spec.val_domain is not None and spec.test_domain in (None, spec.val_domain):
+        bad.append(f"--val-domain {spec.val_domain} (must be a training domain: another than a given --test-domain)")
+    if bad:
         raise StyleclsError("invalid settings: " + "; ".join(bad))
     from stylecls.data.pixels import Pixels
 
