@@ -1,7 +1,7 @@
 """The names in the torch-importing registries, as a static table, so ``--help`` lists them instantly.
 
-``tests/test_cli_options.py`` checks every tuple against its registry: a block, backbone or dataset
-registered without being listed here fails that test (add its name here).
+``tests/test_cli_options.py`` checks every tuple against its registry: a block, backbone, dataset or
+protocol registered without being listed here fails that test (add its name here).
 """
 
 from __future__ import annotations
@@ -16,4 +16,5 @@ NAMES: dict[str, tuple[str, ...]] = {
         "resnet101", "resnet152", "resnet18", "resnet34", "resnet50",
     ),
     "stylecls.data:DATASETS": ("demo", "dtd", "folder", "office_home", "pacs", "wikiart"),
+    "stylecls.data:PROTOCOLS": ("auto", "lodo", "multi-domain", "single"),
 }  # fmt: skip

@@ -68,8 +68,9 @@ def settings_of(cls: type) -> dict[str, Setting]:
     """``{field name: Setting}`` of a dataclass, in field order, with every flag filled in."""
     out = {}
     for f in dataclasses.fields(cls):
-        if (s := f.metadata.get(KEY)) is not None:
-            out[f.name] = s if s.flag else dataclasses.replace(s, flag="--" + f.name.replace("_", "-"))
+        if (s := f.metadata.get(KEY)) is None:
+            raise TypeError(f"{cls.__name__}.{f.name} has no setting(...) in its field metadata: say how it is set")
+        out[f.name] = s if s.flag else dataclasses.replace(s, flag="--" + f.name.replace("_", "-"))
     return out
 
 

@@ -143,7 +143,8 @@ class RunSpec:
         A field added after schema 2 enters the hash only when it differs from its declared default,
         so adding a field (with a default that keeps the old behaviour) keeps every existing folder name.
         """
-        values = {k: v for k, v in self.to_dict().items() if k in _SCHEMA2_FIELDS or v != _DEFAULTS[k]}
+        defaults = type(self)().to_dict()
+        values = {k: v for k, v in self.to_dict().items() if k in _SCHEMA2_FIELDS or v != defaults[k]}
         text = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:length]
 
@@ -172,7 +173,7 @@ class RunSpec:
 
     def with_recipe_defaults(self) -> RunSpec:
         """This spec with every recipe-covered value reset to the recipe (what the readable name says)."""
-        bare = RunSpec(
+        bare = type(self)(
             dataset=self.dataset, data_options=self.data_options, protocol=self.protocol,
             test_domain=self.test_domain, split=self.split, arch=self.arch, block=self.block,
             block_options=self.block_options, seed=self.seed, trial=self.trial, hparams_seed=self.hparams_seed,
@@ -194,8 +195,6 @@ class RunSpec:
         return f"{self.dataset} {self.arch}+{self.block}{where}{trial} seed {self.seed}"
 
 
-SETTINGS = settings_of(RunSpec)
-_DEFAULTS = RunSpec().to_dict()
 #: the fields of schema 2, always in the digest; a later field is hashed only when not at its default
 _SCHEMA2_FIELDS = frozenset((
     "dataset", "data_options", "protocol", "test_domain", "split", "arch", "block", "block_options", "pretrained",
@@ -211,12 +210,13 @@ def resolve(spec_: RunSpec) -> RunSpec:
 
     recipe = recipe_for(spec_.dataset)  # an unknown dataset is refused below, with the other names
     adamw = spec_.optimizer == "adamw" and recipe.optimizer != "adamw"
+    settings = settings_of(type(spec_))
     filled = {
         name: getattr(recipe, f"adamw_{name}" if adamw and name in ("lr", "weight_decay") else name)
-        for name, s in SETTINGS.items() if s.recipe and getattr(spec_, name) is None
+        for name, s in settings.items() if s.recipe and getattr(spec_, name) is None
     }  # fmt: skip
     spec = replace(spec_, **filled, data_options=dict(spec_.data_options), block_options=dict(spec_.block_options))
-    for name, s in SETTINGS.items():
+    for name, s in settings.items():
         value = getattr(spec, name)
         valid = _names(s.registry) if s.registry else s.choices
         if valid and value not in valid:
