@@ -98,8 +98,9 @@ def test_protocol_with_a_validation_domain_trains_on_the_others() -> None:
     frame.attrs["info"] = {"domains": ["a", "b", "c", "d"]}
     parts = protocol_parts(frame, "lodo", "d", val_domain="b")
     by = parts.groupby("part")["domain"].agg(lambda d: sorted(set(d)))
-    assert by["test"] == ["d"] and by["val"] == ["b"] and by["train"] == ["a", "c"]
+    assert set(by.index) == {"train", "val"} and by["val"] == ["b"] and by["train"] == ["a", "c"]
     assert (parts["part"] == "val").sum() == 10  # every image of b; a's and c's validation rows are left out
+    assert not parts.attrs["info"].get("warnings")  # no test part, on purpose: selection never sees d
     assert (parts["part"] == "train").sum() == 16 and parts.attrs["info"]["val_domain"] == "b"
     with pytest.raises(StyleclsError, match="validation domain"):
         protocol_parts(frame, "lodo", "d", val_domain="d")
@@ -118,3 +119,14 @@ def test_block_options_apply_to_the_blocks_that_take_them() -> None:
 def test_a_drawn_batch_never_exceeds_a_limited_training_part() -> None:
     specs = _grid(trials=6, base=replace(BASE, limit_train=40))
     assert max(s.batch_size for s in specs) == 40 and min(s.batch_size for s in specs) >= 32
+
+
+def test_every_block_range_is_an_option_its_block_takes_with_values_it_accepts() -> None:
+    from stylecls.blocks import create_block
+    from stylecls.sweep.grid import block_option_names
+
+    for block, ranges in BLOCK_RANGES.items():
+        for r in ranges:
+            assert r.name in block_option_names(block), (block, r.name)
+            for value in r.choices:
+                create_block(block, 16, **{r.name: value})

@@ -3,7 +3,8 @@
 - ``single``: the catalogue's own train/val/test split (DTD, WikiArt, folders).
 - ``lodo`` (leave one domain out, DomainBed's protocol): train and select on the other domains'
   train/val rows, test on every image of the held-out domain. With a ``val_domain`` (leave-one-domain-out
-  model selection), that training domain is left out too: every image of it validates, the others train.
+  model selection), that training domain is left out too: every image of it validates, the others train,
+  and the test domain is not used at all (such a run has no test part; selection never sees it).
 - ``multi-domain`` (the paper's Office-Home task): all domains together. Multi-domain catalogues
   hold train/val (80/20) per domain, so the held-out 20% becomes the test part and a seeded,
   stratified eighth of the training rows becomes the val part (70/10/20 overall).
@@ -76,7 +77,7 @@ def protocol_parts(
         out["part"] = out["split"]
     out = out.reset_index(drop=True)
     counts = out["part"].value_counts()
-    for part in ("train", "val", "test"):
+    for part in ("train", "val", "test") if val_domain is None else ("train", "val"):
         if counts.get(part, 0) == 0:
             info.setdefault("warnings", []).append(f"protocol {protocol}: the {part} part is empty")
     info.update(
@@ -91,11 +92,12 @@ def protocol_parts(
 
 def _leave_out(out: pd.DataFrame, domains: list[str], test_domain: str, val_domain: str) -> None:
     """Leave-one-domain-out selection: every row of ``val_domain`` validates; the other training domains'
-    validation rows are dropped (their training rows train, as in the run this one selects for)."""
+    validation rows and the test domain are dropped (their training rows train, as in the run this one
+    selects for)."""
     if val_domain not in domains or val_domain == test_domain:
         raise unknown_name("validation domain", val_domain, [d for d in domains if d != test_domain])
     if len(domains) < 3:
         raise StyleclsError("leaving a training domain out for validation needs 3 domains or more")
     left = out["domain"] == val_domain
     out.loc[left, "part"] = "val"
-    out.loc[~left & (out["part"] == "val"), "part"] = "test_in_domain"  # dropped below
+    out.loc[~left & out["part"].isin(["val", "test"]), "part"] = "test_in_domain"  # dropped below

@@ -1,8 +1,8 @@
 """One run of a sweep, in its own process: ``python -m stylecls.sweep.worker OUT NAME [--threads N]``.
 
 Brings the run to ``done`` (skip / resume / start, :func:`stylecls.train.run_spec`), then evaluates
-it once (``eval/``): on its test part, or for a run of leave-one-domain-out selection (``val_domain``) on
-its validation part, the left-out training domain that selection reads.
+it once (``eval/``): on its test part, or for a run of leave-one-domain-out selection (``val_domain``, no
+test part) on its validation part, the left-out training domain that selection reads.
 Exit codes: 0 done, 2 bad input, 130/143/138 interrupted (``last.pt`` kept), 1 failed.
 """
 
@@ -34,8 +34,7 @@ def run_one(out: str | Path, name: str, threads: int | None = None, workers: int
     )  # fmt: skip
     path = run_spec(spec, runtime, plan.run_dir(spec))
     if is_main_process() and not evaluated(path):
-        part = "val" if spec.val_domain is not None else None  # lodo selection reads the left-out domain
-        result = evaluate(path, part=part, device=runtime.device, workers=0)
+        result = evaluate(path, device=runtime.device, workers=0)  # test, or val where there is none
         print(f"evaluated {path}: top-1 {result.metrics['top1']:.1%}", flush=True)
     return path
 
