@@ -26,7 +26,7 @@ from stylecls.settings import Setting, settings_of
 from stylecls.spec import RunSpec, RuntimeOptions
 
 __all__ = [
-    "RUNTIME_PANEL", "RUN_PANEL", "RunOption", "grid_from_values", "options_for", "parse_block_options",
+    "RUNTIME_PANEL", "RUN_PANEL", "FieldOption", "grid_from_values", "options_for", "parse_block_options",
     "run_options", "runtime_from_values", "spec_from_values",
 ]  # fmt: skip
 
@@ -36,7 +36,7 @@ RUN_PANEL, RUNTIME_PANEL = "Run: what the result depends on", "Runtime: where an
 
 
 @dataclass(frozen=True)
-class RunOption:
+class FieldOption:
     """One field's command-line option: the field, its typer parameter name and its Setting."""
 
     owner: type  # RunSpec or RuntimeOptions
@@ -55,10 +55,10 @@ class RunOption:
     def parameter(self, command: Command) -> inspect.Parameter:
         """The typer parameter of this option in ``command``."""
         s, axis = self.setting, self.is_axis(command)
-        base = _cli_type(self.owner, self.field)
+        base: Any = _cli_type(self.owner, self.field)
         repeat = axis or self.field == "block_options"  # train takes several KEY=VALUE, merged into one dict
         default: Any = [] if repeat else _cli_default(self.owner, self.field)
-        annotation: Any = list[base] if repeat else base if default is not None else Optional[base]  # type: ignore[valid-type]
+        annotation: Any = list[base] if repeat else base if default is not None else Optional[base]
         help_ = (s.axis_help or f"{s.help} Repeat to cross several values.") if axis else s.help
         help_ += " Default: the dataset's recipe." if s.recipe and not axis else ""
         help_ += f" One of: {', '.join(s.choices)}." if s.choices else ""
@@ -68,7 +68,7 @@ class RunOption:
         if base is bool:
             decls = [s.flag if default is False else f"{s.flag}/--no-{s.flag[2:]}"]
         panel = self.panel
-        if s.registry:
+        if s.registry:  # a name checked against its registry when parsed (an unknown one lists them)
             option = registry_option(default, *decls, registry=s.registry, help=help_, rich_help_panel=panel,
                                      hidden=s.hidden)  # fmt: skip
         else:
@@ -79,10 +79,10 @@ class RunOption:
         return inspect.Parameter(self.param, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 
-def options_for(command: Command) -> list[RunOption]:
+def options_for(command: Command) -> list[FieldOption]:
     """Every option ``command`` takes from the two dataclasses, in field order."""
     return [
-        RunOption(owner, name, s, panel)
+        FieldOption(owner, name, s, panel)
         for owner, panel in ((RunSpec, RUN_PANEL), (RuntimeOptions, RUNTIME_PANEL))
         for name, s in settings_of(owner).items()
         if not s.internal and not (command == "sweep" and s.sweep == "train-only")
