@@ -253,7 +253,7 @@ class RuntimeOptions:
     workers: int | None = field(default=None, metadata=setting("Data-loading processes (default: by device).", min=0))
     threads: int | None = field(default=None, metadata=setting("CPU threads for the model (default: all).", min=1))
     amp: bool | None = field(default=None, metadata=setting("Mixed precision (default: on for CUDA)."))
-    channels_last: bool | None = field(default=None, metadata=setting("Default: on for CUDA."))
+    channels_last: bool | None = field(default=None, metadata=setting("Channels-last layout (default: on for CUDA)."))
     compile: bool = field(default=False, metadata=setting("torch.compile the model."))
     sync_bn: bool = field(default=False, metadata=setting("SyncBatchNorm across torchrun processes (CUDA)."))
     progress: bool | None = field(default=None, metadata=setting("Progress bar (default: on a terminal)."))
