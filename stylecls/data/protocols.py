@@ -10,32 +10,60 @@
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stylecls.data.records import relative_key, seeded_split
+from stylecls.data.catalog import Catalog, CatalogInfo
+from stylecls.data.splits import relative_key, seeded_split
 from stylecls.errors import StyleclsError, unknown_name
 
 PROTOCOLS = ("auto", "single", "lodo", "multi-domain")
+#: The parts a protocol cuts a catalogue into (the ``part`` column): train, select the model, report.
+PROTOCOL_PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A catalogue cut by a protocol: :attr:`frame` is the catalogue's rows with a ``part`` column."""
+
+    frame: pd.DataFrame
+    info: CatalogInfo
+    protocol: str  # as resolved: single, lodo or multi-domain
+    test_domain: str | None
+    warnings: tuple[str, ...]  # the catalogue's, then the protocol's (an empty part)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {p: int((self.frame["part"] == p).sum()) for p in PROTOCOL_PARTS}
+
+    def part(self, name: str) -> pd.DataFrame:
+        return self.frame[self.frame["part"] == name].reset_index(drop=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the catalogue's report with the protocol, for a run's record."""
+        return {**self.info.to_dict(), "protocol": self.protocol, "test_domain": self.test_domain,
+                "parts": self.counts, "warnings": list(self.warnings)}
 
 
 def protocol_parts(
-    frame: pd.DataFrame, protocol: str = "auto", test_domain: str | None = None, seed: int | None = None
-) -> pd.DataFrame:
-    """A copy of ``frame`` with a ``part`` column (train/val/test) for ``protocol``."""
+    catalog: Catalog, protocol: str = "auto", test_domain: str | None = None, seed: int | None = None
+) -> Parts:
+    """The rows of ``catalog`` cut into train/val/test by ``protocol`` (the catalogue is not changed)."""
     if protocol not in PROTOCOLS:
         raise unknown_name("protocol", protocol, PROTOCOLS)
-    info = copy.deepcopy(frame.attrs.get("info", {}))
-    domains = list(info.get("domains") or sorted(frame["domain"].unique()))
+    info = catalog.info
+    frame = catalog.frame
+    domains = list(info.domains or sorted(frame["domain"].unique()))
     multi = len(domains) > 1
     if protocol == "auto":
         protocol = "lodo" if test_domain is not None else ("multi-domain" if multi else "single")
     if test_domain is not None and protocol != "lodo":
         raise StyleclsError(f"--test-domain only applies to the lodo protocol, not {protocol!r}")
     if seed is None:
-        seed = int(info.get("seed", 0))
+        seed = info.seed
     out = frame.copy()
     if protocol == "lodo":
         if test_domain is None:
@@ -43,7 +71,7 @@ def protocol_parts(
         if test_domain not in domains:
             raise unknown_name("test domain", test_domain, domains)
         if not multi:
-            raise StyleclsError(f"{info.get('dataset', 'this dataset')} has one domain; lodo needs several")
+            raise StyleclsError(f"{info.dataset} has one domain; lodo needs several")
         held = out["domain"] == test_domain
         if not held.any():
             raise StyleclsError(f"domain {test_domain!r} has no images in this copy")
@@ -56,27 +84,18 @@ def protocol_parts(
         else:
             out["part"] = np.where(out["split"] == "val", "test", "train")
             train = np.flatnonzero(out["part"].to_numpy() == "train")
-            root = info.get("root", "/")
-            keys = [relative_key(p, root) for p in out["path"].to_numpy()[train]]
+            keys = [relative_key(p, info.folder) for p in out["path"].to_numpy()[train]]
             strata = (out["domain"] + "/" + out["class_name"]).to_numpy()[train]
             held = seeded_split(keys, strata, {"val": 1 / 8}, seed)
             out.iloc[train, out.columns.get_loc("part")] = held
     else:  # single
         if not (out["split"] == "test").any():
             raise StyleclsError(
-                f"{info.get('dataset', 'this dataset')} has no test split of its own; use --protocol multi-domain "
+                f"{info.dataset} has no test split of its own; use --protocol multi-domain "
                 f"or --protocol lodo --test-domain <{'|'.join(domains)}>"
             )
         out["part"] = out["split"]
     out = out.reset_index(drop=True)
     counts = out["part"].value_counts()
-    for part in ("train", "val", "test"):
-        if counts.get(part, 0) == 0:
-            info.setdefault("warnings", []).append(f"protocol {protocol}: the {part} part is empty")
-    info.update(
-        protocol=protocol,
-        test_domain=test_domain,
-        parts={p: int(counts.get(p, 0)) for p in ("train", "val", "test")},
-    )
-    out.attrs["info"] = info
-    return out
+    empty = [f"protocol {protocol}: the {p} part is empty" for p in PROTOCOL_PARTS if counts.get(p, 0) == 0]
+    return Parts(out, info, protocol, test_domain, (*info.warnings, *empty))
