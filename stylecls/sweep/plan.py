@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stylecls.atomic import now, write_json
 from stylecls.errors import StyleclsError
-from stylecls.runfolder import CONFIG, DONE, NOT_STARTED, RunFolder, now, write_json
+from stylecls.record import NOT_STARTED
+from stylecls.runfolder import RunFolder, is_run_folder
 from stylecls.spec import RunSpec, RuntimeOptions
 
 __all__ = ["MANIFEST", "SweepPlan", "evaluated"]
@@ -22,8 +24,15 @@ MANIFEST = "sweep.json"
 
 
 def evaluated(run_dir: Path) -> bool:
-    """True when ``stylecls evaluate`` has written the run's headline metrics."""
-    return (run_dir / "eval" / "metrics.json").is_file()
+    """True when the run is done and holds a usable evaluation of its selected checkpoint (a stale, damaged
+    or missing one means the sweep evaluates it again)."""
+    if not is_run_folder(run_dir):
+        return False
+    try:
+        RunFolder(run_dir).evaluations.selected()
+    except StyleclsError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,17 @@ class SweepPlan:
     specs: list[RunSpec]
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     launcher: Mapping[str, Any] = field(default_factory=dict)  # name, jobs and the launcher's options
+    search: Mapping[str, Any] = field(default_factory=dict)  # hparams, trials, hparams_seed, selection
+
+    @property
+    def lodo_selection_runs(self) -> list[RunSpec]:
+        """The runs that only serve leave-one-domain-out model selection (a training domain left out)."""
+        return [s for s in self.specs if s.val_domain is not None]
+
+    def describe(self) -> str:
+        """"12 runs" or "48 runs (36 for lodo selection)"."""
+        extra = len(self.lodo_selection_runs)
+        return f"{len(self.specs)} runs" + (f" ({extra} for lodo selection)" if extra else "")
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self.out / spec.run_name()
@@ -43,20 +63,23 @@ class SweepPlan:
         raise StyleclsError(f"{self.out / MANIFEST} has no run named {name}")
 
     def status(self, spec: RunSpec) -> str:
-        """done / incomplete / not started, from the run's folder."""
+        """The run's state (:data:`stylecls.record.STATES`), from its folder."""
         path = self.run_dir(spec)
-        return RunFolder(path, must_exist=False).status() if path.is_dir() else NOT_STARTED
+        return RunFolder(path, must_exist=False).status().state if path.is_dir() else NOT_STARTED
 
     def pending(self) -> list[RunSpec]:
         """The runs with work left: not done, or done but not yet evaluated."""
-        return [s for s in self.specs if not (self.status(s) == DONE and evaluated(self.run_dir(s)))]
+        return [s for s in self.specs if not evaluated(self.run_dir(s))]
 
     def check_out(self) -> None:
         """Refuse (before anything starts) an ``out`` whose folder of a planned run holds another spec."""
         clashes = []
+        if files := [self.run_dir(s).name for s in self.specs if self.run_dir(s).is_file()]:
+            raise StyleclsError(f"{self.out} holds files where this sweep's run folders go: {', '.join(files[:3])}"
+                                f"{' ...' if len(files) > 3 else ''}; move them away or pick another --out")
         for spec in self.specs:
             path = self.run_dir(spec)
-            if (path / CONFIG).is_file():
+            if is_run_folder(path):
                 diff = RunFolder(path).spec().differences(spec)
                 if diff:
                     shown = ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in list(diff.items())[:3])
@@ -76,6 +99,7 @@ class SweepPlan:
             "written": now(),
             "launcher": dict(self.launcher),
             "runtime": self.runtime.to_dict(),
+            "search": dict(self.search),
             "runs": [{"name": s.run_name(), "spec": s.to_dict()} for s in self.specs],
         })  # fmt: skip
 
@@ -86,8 +110,14 @@ class SweepPlan:
             values = json.loads(path.read_text())
             specs = [RunSpec.from_dict(r["spec"]) for r in values["runs"]]
             runtime = RuntimeOptions.from_dict(values.get("runtime", {}))
+            launcher, search = dict(values.get("launcher", {})), dict(values.get("search", {}))
         except FileNotFoundError:
             raise StyleclsError(f"{out} is not a sweep folder: it has no {MANIFEST}") from None
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StyleclsError(f"cannot read {path}: {e}") from None
-        return cls(Path(out), specs, runtime, values.get("launcher", {}))
+        except IsADirectoryError:
+            raise StyleclsError(f"{path} is a folder, not a sweep's record") from None
+        except StyleclsError as e:
+            raise StyleclsError(f"{path} is damaged: {e}; re-run the sweep command to write it again") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            what = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise StyleclsError(f"{path} is damaged ({what}); re-run the sweep command to write it again") from None
+        return cls(Path(out), specs, runtime, launcher, search)

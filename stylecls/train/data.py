@@ -53,7 +53,7 @@ def load_data(spec: RunSpec, data_root: str | None) -> RunData:
         data = catalog(spec.dataset, data_root, **catalog_options(spec))
     except StyleclsError as e:
         raise StyleclsError(f"{e} (`stylecls data check --dataset {spec.dataset}` says what is there)") from None
-    parts = protocol_parts(data, spec.protocol, spec.test_domain)
+    parts = protocol_parts(data, spec.protocol, spec.test_domain, val_domain=spec.val_domain)
     keep = []
     for name, limit in (("train", spec.limit_train), ("val", spec.limit_val), ("test", None)):
         rows = parts.frame[parts.frame["part"] == name]
@@ -67,13 +67,10 @@ def load_data(spec: RunSpec, data_root: str | None) -> RunData:
 def recorded_data(folder: RunFolder) -> RunData:
     """The rows a run trained on, from its split.csv (resume never re-splits)."""
     record = folder.record()
-    frame = folder.rows()
-    missing = [p for p in frame["path"].head(50) if not Path(p).is_file()]
-    if missing and not record.spec.skip_bad:
-        raise StyleclsError(
-            f"the images of {folder.path} are gone (e.g. {missing[0]}); the run's data root was {record.data.root}. "
-            f"`stylecls data check --dataset {record.spec.dataset}` says what is there"
-        )
+    try:
+        frame = folder.rows()
+    except StyleclsError as e:
+        raise StyleclsError(f"{e}. `stylecls data check --dataset {record.spec.dataset}` says what is there") from None
     info = {**record.data.info, "classes": record.data.classes, "domains": record.data.domains,
             "dataset": record.spec.dataset}
     return RunData(frame, Path(record.data.root), info, CacheSource.of(record.spec.dataset, record.data.root))
