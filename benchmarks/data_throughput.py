@@ -35,7 +35,16 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision import transforms as T
 from torchvision.datasets.folder import pil_loader
 
-from stylecls.data import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Pixels, catalog, make_loader, prepare
+from stylecls.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CacheSource,
+    ImageDataset,
+    Pixels,
+    catalog,
+    make_loader,
+    prepare,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -77,8 +86,9 @@ def main() -> None:
 
     pixels = Pixels(args.size, args.pre_resize)
     prepared = prepare(args.dataset, args.data_root, args.size, pre_resize=args.pre_resize, workers=args.workers)
-    frame = catalog(args.dataset, args.data_root)
-    cached = ImageDataset(frame, args.size, train=True, pixels=pixels)
+    data = catalog(args.dataset, args.data_root)
+    frame = data.frame
+    cached = ImageDataset(frame, args.size, train=True, pixels=pixels, cache_source=CacheSource.of_catalog(data))
     if cached.cache_hits != len(cached):
         raise SystemExit(f"only {cached.cache_hits} of {len(cached)} images are in the prepared cache")
     on_the_fly = ImageDataset(frame, args.size, train=True, pixels=pixels, use_cache=False)

@@ -2,10 +2,10 @@
 
 Each dataset declares its recipe beside its reader (``stylecls/data/datasets/<name>.py``); this module
 defines what a recipe is and the default. A recipe only fills settings the user left unset, so every
-value can be overridden by a flag (or a :class:`~stylecls.spec.RunSpec` field). The learning rates follow the linear scaling rule
-(0.1 per 256 images for SGD from scratch, He et al. / Goyal et al.); the epochs are what trains each
-dataset to a useful accuracy from scratch. The demo recipe is sized so that the quick start finishes
-in a couple of minutes on a 2-core CPU.
+value can be overridden by a flag (or a :class:`~stylecls.spec.RunSpec` field). The learning rates
+follow the linear scaling rule (0.1 per 256 images for SGD from scratch, He et al. / Goyal et al.);
+the epochs are what trains each dataset to a useful accuracy from scratch. The demo recipe is sized
+so that the quick start finishes in a couple of minutes on a 2-core CPU.
 """
 
 from __future__ import annotations

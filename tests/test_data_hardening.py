@@ -113,7 +113,7 @@ def test_catalogue_keeps_symlinked_paths_under_the_root(tmp_path, make_images):
     target = make_images(tmp_path / "elsewhere", ["x.jpg"])[0]
     make_images(tmp_path / "data", ["a/1.jpg", "b/1.jpg"])
     (tmp_path / "data" / "a" / "2.jpg").symlink_to(target)
-    paths = set(catalog("folder", tmp_path / "data")["path"])
+    paths = set(catalog("folder", tmp_path / "data").frame["path"])
     assert str(tmp_path / "data" / "a" / "2.jpg") in paths and str(target) not in paths
 
 
@@ -150,8 +150,9 @@ def test_a_read_only_cache_still_serves_runs(tmp_path, make_images, cache_env, m
     make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(3)])
     prepare("folder", tmp_path / "data", 16, workers=0, progress=False)
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a non-root user on a read-only mount
-    from stylecls.data import ImageDataset
+    from stylecls.data import CacheSource, ImageDataset
 
-    assert ImageDataset(catalog("folder", tmp_path / "data"), 16, train=False).cache_hits == 6
+    data = catalog("folder", tmp_path / "data")
+    assert ImageDataset(data.frame, 16, train=False, cache_source=CacheSource.of_catalog(data)).cache_hits == 6
     with pytest.raises(StyleclsError, match="is not writable"):
         prepare("folder", tmp_path / "data", 16, workers=0, progress=False, force=True)

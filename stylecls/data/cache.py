@@ -38,10 +38,10 @@ import torchvision
 from torch.utils.data import DataLoader, Dataset
 
 from stylecls.data.catalog import Catalog, catalog, dataset_dir
-from stylecls.data.registry import DATASETS
 from stylecls.data.decode import DECODE_ERRORS, decode_pixels, reason
 from stylecls.data.paths import cache_root
 from stylecls.data.pixels import DEFAULT_PRE_RESIZE, Pixels
+from stylecls.data.registry import DATASETS
 from stylecls.errors import StyleclsError
 
 VERSION = 3

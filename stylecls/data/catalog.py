@@ -201,7 +201,13 @@ def catalog(name: str, data_root: str | Path | None = None, **options: Any) -> C
             f"{folder} has {len(classes)} class{'' if len(classes) == 1 else 'es'} ({', '.join(classes) or 'none'}): "
             "classification needs at least 2 class folders"
         )
-    info = build_info(listing, name, folder, _data_root(d, folder), seed)
+    return from_listing(listing, name, folder, _data_root(d, folder), seed)
+
+
+def from_listing(listing: Listing, dataset: str, folder: Path, data_root: Path | None = None,
+                 seed: int = 0) -> Catalog:
+    """The catalogue of what a reader listed under ``folder`` (``data_root``: the folder itself by default)."""
+    info = build_info(listing, dataset, folder, folder if data_root is None else data_root, seed)
     return Catalog(build_frame(listing), info)
 
 
