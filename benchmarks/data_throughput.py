@@ -1,13 +1,13 @@
 """Images/s of the stylecls training loader from the prepared cache vs on the fly vs an ImageFolder-style baseline.
 
-All three read the same catalogue rows with the same batch size, workers and standard augmentation
+All three read the same catalog rows with the same batch size, workers and standard augmentation
 (random resized crop + horizontal flip):
 
 - stylecls, prepared cache: the memo of decode + pre-resize (uint8 memory map) + transforms.v2 on uint8;
 - stylecls, on the fly: the same loader with ``use_cache=False`` -- it computes the same function per
   file, so it delivers bit-identical batches (checked here on one batch) and only the speed differs;
 - baseline: the ``ImageFolder`` recipe (PIL decode of the full file, RandomResizedCrop, RandomHorizontalFlip,
-  ToTensor, Normalize) over the catalogue's own file list -- not ImageFolder on the dataset root, which
+  ToTensor, Normalize) over the catalog's own file list -- not ImageFolder on the dataset root, which
   would take PACS's ``splits/`` folder for a class.
 
 Trials alternate and the medians are compared. Each trial draws ``--images`` samples (several passes

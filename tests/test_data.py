@@ -1,4 +1,4 @@
-"""Catalogues, protocols, loader and cache on tiny generated trees of every layout."""
+"""Catalogs, protocols, loader and cache on tiny generated trees of every layout."""
 
 from __future__ import annotations
 
@@ -106,10 +106,10 @@ def wikiart_root(tmp_path, make_images):
     return tmp_path
 
 
-# --- catalogues -----------------------------------------------------------------------------
+# --- catalogs -----------------------------------------------------------------------------
 
 
-def test_catalogue_columns_and_info_are_json_ready(dtd_root):
+def test_catalog_columns_and_info_are_json_ready(dtd_root):
     import json
 
     data = catalog("dtd", dtd_root)

@@ -109,7 +109,7 @@ def test_two_prepares_of_one_cache_the_second_is_refused(tmp_path, make_images, 
     assert prepare("folder", tmp_path / "data", 16, workers=0, progress=False).cleaned == 1
 
 
-def test_catalogue_keeps_symlinked_paths_under_the_root(tmp_path, make_images):
+def test_catalog_keeps_symlinked_paths_under_the_root(tmp_path, make_images):
     target = make_images(tmp_path / "elsewhere", ["x.jpg"])[0]
     make_images(tmp_path / "data", ["a/1.jpg", "b/1.jpg"])
     (tmp_path / "data" / "a" / "2.jpg").symlink_to(target)

@@ -1,5 +1,5 @@
 """A dataset is one declaration: a module dropped into stylecls.data.datasets appears everywhere datasets are
-named (catalogue, `data list`, CLI choices, recipes, `data download`, `data import`) with nothing else edited."""
+named (catalog, `data list`, CLI choices, recipes, `data download`, `data import`) with nothing else edited."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_a_new_dataset_is_one_module(weaves, tmp_path, monkeypatch, capsys):
     # a missing copy names its layout and its download
     with pytest.raises(StyleclsError, match=r"Weaves not found.*weaves/<hand\|loom>.*data download --dataset weaves"):
         catalog("weaves", root)
-    # `data download` fetches its declared source (checksum verified), and the catalogue reads it
+    # `data download` fetches its declared source (checksum verified), and the catalog reads it
     assert cli(monkeypatch, "data", "download", "-d", "weaves", "--dry-run", "--data-root", root) == 0
     assert "weaves.tar.gz" in capsys.readouterr().out
     assert cli(monkeypatch, "data", "download", "-d", "weaves", "--data-root", root) == 0

@@ -80,7 +80,7 @@ def pacs_rows(named: bool = True) -> tuple[list[dict], dict[tuple[str, str], int
     return rows, counts
 
 
-def assert_catalogue(data, counts: dict[tuple[str, str], int], classes) -> None:
+def assert_catalog(data, counts: dict[tuple[str, str], int], classes) -> None:
     frame = data.frame
     got = frame.groupby(["domain", "class_name"]).size().to_dict()
     assert got == counts
@@ -96,7 +96,7 @@ def test_pacs_parquet_import_is_exact_and_idempotent(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert f"{len(rows)} images into" in out and "NOT OK: incomplete" in out
     first = catalog("pacs", root)
-    assert_catalogue(first, counts, pacs.CLASSES)
+    assert_catalog(first, counts, pacs.CLASSES)
     assert (root / "pacs" / "art_painting" / "dog" / "pic_000.jpg").is_file()
     files = sorted(p.relative_to(root) for p in root.rglob("*"))
     assert exit_code(monkeypatch, "data", "import", "-d", "pacs", "--from", tmp_path / "pacs.parquet",
@@ -123,7 +123,7 @@ def test_office_home_shards_with_unnamed_images(tmp_path, monkeypatch):
     root = tmp_path / "data"
     assert exit_code(monkeypatch, "data", "import", "-d", "office_home", "--from", tmp_path / "shards",
                      "--data-root", root) == 1
-    assert_catalogue(catalog("office_home", root), counts, office_home.CLASSES)
+    assert_catalog(catalog("office_home", root), counts, office_home.CLASSES)
     assert (root / "office_home" / "Real World" / "TV").is_dir()
 
 
@@ -208,7 +208,7 @@ def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert "official split lists name" in out and "(split: official)" in out
     data = catalog("pacs", root)
-    assert_catalogue(data, counts, pacs.CLASSES)
+    assert_catalog(data, counts, pacs.CLASSES)
     assert data.info.split_source == "official"
     record = json.loads((root / "pacs" / "stylecls-source.json").read_text())
     assert record["repo_id"] == "flwrlabs/pacs" and len(record["split_files"]) == 12
@@ -222,4 +222,4 @@ def test_dassl_office_home_folders_with_train_val(tmp_path, monkeypatch, make_im
     assert exit_code(monkeypatch, "data", "import", "-d", "office_home", "--from", tmp_path / "src",
                      "--data-root", root) == 1
     counts = {(d, c): 4 for d in ("Art", "Real World") for c in ("Alarm_Clock", "TV")}
-    assert_catalogue(catalog("office_home", root), counts, office_home.CLASSES)
+    assert_catalog(catalog("office_home", root), counts, office_home.CLASSES)

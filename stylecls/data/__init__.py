@@ -1,4 +1,4 @@
-"""Datasets for stylecls: the registry, catalogues, protocols, checks, the prepared cache and the loader.
+"""Datasets for stylecls: the registry, catalogs, protocols, checks, the prepared cache and the loader.
 
 Each dataset is one declaration in :mod:`stylecls.data.datasets` (:class:`DatasetDef`, listed in
 :data:`DATASETS`). :func:`catalog` reads a copy into a :class:`Catalog`: the frame (one row per image:

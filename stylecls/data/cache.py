@@ -137,7 +137,7 @@ class CacheSource:
 
     @classmethod
     def of_catalog(cls, data: Catalog) -> CacheSource:
-        """The source of a catalogue's rows (and of any subset of them)."""
+        """The source of a catalog's rows (and of any subset of them)."""
         return cls(data.info.dataset, str(data.info.folder))
 
 
@@ -300,7 +300,7 @@ def _write_pixels(
 def write_cache(
     data: Catalog, pixels: Pixels, *, workers: int = 2, progress: bool = True, force: bool = False
 ) -> Prepared:
-    """Memoise :func:`decode_pixels` for every image of a catalogue (skipped when up to date)."""
+    """Memoise :func:`decode_pixels` for every image of a catalog (skipped when up to date)."""
     if workers < 0:
         raise StyleclsError(f"--workers must be 0 (decode in this process) or more, not {workers}")
     dataset, source = data.info.dataset, str(data.info.folder)

@@ -1,6 +1,6 @@
 """One entry point for every dataset: ``catalog(name, data_root, **options)`` -> a :class:`Catalog`.
 
-A catalogue is a value: the frame (one row per image: path, label, class_name, domain, split) and a
+A catalog is a value: the frame (one row per image: path, label, class_name, domain, split) and a
 typed :class:`CatalogInfo` saying what was found against what a complete copy has. Two places are
 named apart: the *data root* (``--data-root``, ``$STYLECLS_DATA``, ``./datasets``) holds datasets; a
 dataset's *folder* is where its reader looked (``<data root>/pacs``; the data root itself for ``folder``).
@@ -54,7 +54,7 @@ class Listing:
 
 @dataclass(frozen=True)
 class CatalogInfo:
-    """What a catalogue holds against a complete copy, where it was read, and what was noticed."""
+    """What a catalog holds against a complete copy, where it was read, and what was noticed."""
 
     dataset: str
     folder: Path  # the dataset's own folder, what the reader read (the prepared cache is keyed on it)
@@ -172,7 +172,7 @@ def _data_root(d: DatasetDef, folder: Path) -> Path:
 
 
 def catalog(name: str, data_root: str | Path | None = None, **options: Any) -> Catalog:
-    """The catalogue of dataset ``name`` under ``data_root`` (``$STYLECLS_DATA`` or ``./datasets``).
+    """The catalog of dataset ``name`` under ``data_root`` (``$STYLECLS_DATA`` or ``./datasets``).
 
     For ``folder`` the data root is the folder itself; ``demo`` ignores it (the demo lives in the
     cache). Options: ``seed`` (seeded splits) for all, and each dataset's own (``DatasetDef.options``:
@@ -206,7 +206,7 @@ def catalog(name: str, data_root: str | Path | None = None, **options: Any) -> C
 
 def from_listing(listing: Listing, dataset: str, folder: Path, data_root: Path | None = None,
                  seed: int = 0) -> Catalog:
-    """The catalogue of what a reader listed under ``folder`` (``data_root``: the folder itself by default)."""
+    """The catalog of what a reader listed under ``folder`` (``data_root``: the folder itself by default)."""
     info = build_info(listing, dataset, folder, folder if data_root is None else data_root, seed)
     return Catalog(build_frame(listing), info)
 

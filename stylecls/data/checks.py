@@ -107,7 +107,7 @@ def check(
     frame, info = data.frame, data.info
     expected = info.expected
     domains = list(info.domains)
-    # only the splits the catalogue has: multi-domain sets get their test part from the protocol
+    # only the splits the catalog has: multi-domain sets get their test part from the protocol
     parts = [p for p in ("train", "val", "test") if (frame["split"] == p).any()] or ["train", "val", "test"]
     by_split = pd.crosstab(frame["domain"], frame["split"]).reindex(index=domains, columns=parts, fill_value=0)
     rows = [

@@ -1,4 +1,4 @@
-"""Images from a catalogue to uint8 batches: the pixel pipeline, the prepared cache, determinism, bad files."""
+"""Images from a catalog to uint8 batches: the pixel pipeline, the prepared cache, determinism, bad files."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class ImageDataset(Dataset):
-    """Rows of a catalogue as ``(uint8 [3, S, S], label, row position)``.
+    """Rows of a catalog as ``(uint8 [3, S, S], label, row position)``.
 
     Every image is ``decode_pixels(path, pixels)`` (decode + pre-resize, see :mod:`stylecls.data.pixels`)
     followed by the train or eval transform. A prepared cache of exactly this pipeline (of the copy named

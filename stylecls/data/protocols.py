@@ -1,11 +1,11 @@
-"""Evaluation protocols on top of a catalogue: which rows train, select the model, and test.
+"""Evaluation protocols on top of a catalog: which rows train, select the model, and test.
 
-- ``single``: the catalogue's own train/val/test split (DTD, WikiArt, folders).
+- ``single``: the catalog's own train/val/test split (DTD, WikiArt, folders).
 - ``lodo`` (leave one domain out, DomainBed's protocol): train and select on the other domains'
   train/val rows, test on every image of the held-out domain. With a ``val_domain`` (leave-one-domain-out
   model selection), that training domain is left out too: every image of it validates, the others train,
   and the test domain is not used at all (such a run has no test part; selection never sees it).
-- ``multi-domain`` (the paper's Office-Home task): all domains together. Multi-domain catalogues
+- ``multi-domain`` (the paper's Office-Home task): all domains together. Multi-domain catalogs
   hold train/val (80/20) per domain, so the held-out 20% becomes the test part and a seeded,
   stratified eighth of the training rows becomes the val part (70/10/20 overall).
 """
@@ -23,19 +23,19 @@ from stylecls.data.splits import relative_key, seeded_split
 from stylecls.errors import StyleclsError, unknown_name
 
 PROTOCOLS = ("auto", "single", "lodo", "multi-domain")
-#: The parts a protocol cuts a catalogue into (the ``part`` column): train, select the model, report.
+#: The parts a protocol cuts a catalog into (the ``part`` column): train, select the model, report.
 PROTOCOL_PARTS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class Parts:
-    """A catalogue cut by a protocol: :attr:`frame` is the catalogue's rows with a ``part`` column."""
+    """A catalog cut by a protocol: :attr:`frame` is the catalog's rows with a ``part`` column."""
 
     frame: pd.DataFrame
     info: CatalogInfo
     protocol: str  # as resolved: single, lodo or multi-domain
     test_domain: str | None
-    warnings: tuple[str, ...]  # the catalogue's, then the protocol's (an empty part)
+    warnings: tuple[str, ...]  # the catalog's, then the protocol's (an empty part)
     val_domain: str | None = None  # leave-one-domain-out selection: the training domain that validates
 
     @property
@@ -46,7 +46,7 @@ class Parts:
         return self.frame[self.frame["part"] == name].reset_index(drop=True)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the catalogue's report with the protocol, for a run's record."""
+        """JSON-ready: the catalog's report with the protocol, for a run's record."""
         return {**self.info.to_dict(), "protocol": self.protocol, "test_domain": self.test_domain,
                 **({"val_domain": self.val_domain} if self.val_domain is not None else {}),
                 "parts": self.counts, "warnings": list(self.warnings)}
@@ -56,7 +56,7 @@ def protocol_parts(
     catalog: Catalog, protocol: str = "auto", test_domain: str | None = None, seed: int | None = None,
     val_domain: str | None = None,
 ) -> Parts:
-    """The rows of ``catalog`` cut into train/val/test by ``protocol`` (the catalogue is not changed)."""
+    """The rows of ``catalog`` cut into train/val/test by ``protocol`` (the catalog is not changed)."""
     if protocol not in PROTOCOLS:
         raise unknown_name("protocol", protocol, PROTOCOLS)
     info = catalog.info

@@ -1,11 +1,11 @@
 """The dataset registry: each dataset is one :class:`DatasetDef`, declared by one module.
 
 As timm registers models and DomainBed declares a dataset as one small class, a dataset here is one
-declaration -- its catalogue reader, domains, classes, training recipe, download sources, import format
+declaration -- its catalog reader, domains, classes, training recipe, download sources, import format
 and help -- passed to :func:`register`. Every module in :mod:`stylecls.data.datasets` is imported on the
 first look at :data:`DATASETS`, so a new dataset is one new file there (or a :func:`register` call in
 code of your own). Everything that lists datasets (the CLI's choices, ``data list``, ``data download``,
-``data import``, recipes, the catalogue) reads this registry; nothing else names them.
+``data import``, recipes, the catalog) reads this registry; nothing else names them.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class Registry(Mapping[str, DatasetDef]):
         return f"Registry({', '.join(self)})"
 
 
-#: Every dataset by name: THE list of dataset names (CLI choices, ``data list``, recipes, catalogue).
+#: Every dataset by name: THE list of dataset names (CLI choices, ``data list``, recipes, catalog).
 DATASETS = Registry()
 #: The datasets ``stylecls data download`` can fetch.
 DOWNLOADABLE = Registry(lambda d: d.downloadable, parent=DATASETS)

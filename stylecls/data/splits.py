@@ -12,7 +12,7 @@ import pandas as pd
 
 from stylecls.data.scan import Found
 
-#: The values of a catalogue's ``split`` column.
+#: The values of a catalog's ``split`` column.
 SPLITS = ("train", "val", "test")
 #: Each domain of a multi-domain dataset is split 80/20 (DomainBed).
 DOMAIN_FRACTIONS = {"val": 0.2}

@@ -1,4 +1,4 @@
-"""A run's images: catalogue -> protocol parts -> seeded subsets, or the rows a run folder recorded."""
+"""A run's images: catalog -> protocol parts -> seeded subsets, or the rows a run folder recorded."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from stylecls.spec import RunSpec
 
 @dataclass
 class RunData:
-    """The rows a run uses (column ``part``), the data root, the catalogue's report as the run records it
+    """The rows a run uses (column ``part``), the data root, the catalog's report as the run records it
     (:meth:`stylecls.data.Parts.to_dict`), and the copy a prepared cache of these rows would come from."""
 
     frame: pd.DataFrame
@@ -46,7 +46,7 @@ def catalog_options(spec: RunSpec) -> dict[str, Any]:
 
 
 def load_data(spec: RunSpec, data_root: str | None) -> RunData:
-    """Catalogue -> protocol parts -> the optional seeded subsets of train/val."""
+    """Catalog -> protocol parts -> the optional seeded subsets of train/val."""
     from stylecls.data import catalog, protocol_parts
 
     try:
