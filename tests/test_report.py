@@ -15,11 +15,11 @@ import pytest
 from fake_run import CLASSES, write_result
 from scipy import stats as sps
 
-from stylecls.compare import collect_runs, find_runs
 from stylecls.errors import StyleclsError
 from stylecls.record import DataSummary, RunRecord
 from stylecls.report import write_report
 from stylecls.report.pairing import check_comparable, pair_runs
+from stylecls.report.runs import collect
 from stylecls.report.stats import bootstrap_ci, paired_stats, paired_test, t_interval, verdict
 from stylecls.spec import RunSpec
 
@@ -133,7 +133,7 @@ def test_pairing_matches_on_seed_and_domain_exactly_and_lists_unmatched(tmp_path
     result_run(tmp_path, "se", 0, 0.4, "sketch")
     result_run(tmp_path, "se", 1, 0.5, "sketch")
     result_run(tmp_path, "se", 2, 0.5, "sketch")  # no srm seed 2
-    frame = collect_runs(find_runs([tmp_path]))
+    frame = collect([tmp_path]).runs
     p = pair_runs(frame, "srm", "se")
     assert list(zip(p.pairs["seed"], p.pairs["test_domain"], strict=True)) == [("0", "sketch"), ("1", "sketch")]
     pairs = zip(p.pairs["run_a"], p.pairs["run_b"], strict=True)
@@ -146,11 +146,11 @@ def test_settings_beyond_the_axis_and_single_block_are_refused(tmp_path: Path) -
     result_run(tmp_path / "a", "srm", 0, 0.5)
     result_run(tmp_path / "a", "se", 0, 0.4, lr=0.01)
     with pytest.raises(StyleclsError, match="spec.lr"):
-        check_comparable(collect_runs(find_runs([tmp_path / "a"])))
+        check_comparable(collect([tmp_path / "a"]).runs)
     result_run(tmp_path / "b", "srm", 0, 0.5)
     result_run(tmp_path / "b", "srm", 1, 0.5)
     with pytest.raises(StyleclsError, match=r"only one block \(srm\)"):
-        check_comparable(collect_runs(find_runs([tmp_path / "b"])))
+        check_comparable(collect([tmp_path / "b"]).runs)
 
 
 # --- the rendered report ---------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ class _Images(HTMLParser):
 def test_report_html_embeds_every_figure_and_markdown_links_files(tmp_path: Path) -> None:
     files = write_report([sweep(tmp_path / "runs")], tmp_path / "out" / "report.html")
     g = files.report.groups[0]
-    assert [(s.a, s.b, s.n) for s in g.selected] == [("srm", "se", 4), ("srm", "none", 4), ("se", "none", 4)]
+    assert [(s.a, s.b, s.n) for s in g.sections[0].stats] == [("srm", "se", 4), ("srm", "none", 4), ("se", "none", 4)]
     parser = _Images()
     parser.feed(files.html.read_text())
     assert len(parser.srcs) == len(g.figures) == 5
@@ -181,8 +181,8 @@ def test_report_html_embeds_every_figure_and_markdown_links_files(tmp_path: Path
     for _, png in g.figures:
         assert png.is_file() and png.with_suffix(".csv").is_file()
     text = files.html.read_text()
-    assert "sample standard deviation" in text and "n=4" in text and "SRM − SE: +5.0 points" in text
-    assert "No oracle column" in text
+    assert "standard error of the mean" in text and "n=2" in text and "SRM − SE: +5.0 points" in text
+    assert "training-domain validation" in text and "None" not in text
     md = files.markdown.read_text()
     links = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
     assert len(links) == 5 and all((files.markdown.parent / link).is_file() for link in links)
@@ -191,20 +191,22 @@ def test_report_html_embeds_every_figure_and_markdown_links_files(tmp_path: Path
 
 
 def test_oracle_is_reported_beside_the_selected_accuracy(tmp_path: Path) -> None:
-    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), oracle=[0.5, 0.8])], tmp_path / "r.html")
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), oracle=[0.8, 0.5])], tmp_path / "r.html",
+                         selections=("training-domain", "oracle"))
     g = files.report.groups[0]
-    assert "oracle" in g.tables and "paired_oracle" in g.tables
-    assert g.runs["oracle_top1"].tolist() == [0.8] * len(g.runs)
+    assert [s.title for s in g.sections] == ["training-domain validation", "test-domain oracle (an upper bound, not a result)"]
+    assert g.runs["last_test"].tolist() == [0.5] * len(g.runs)  # the last epoch's, not the best epoch's
     curves = pd.read_csv(next(png for _, png in g.figures if png.stem == "training_curves").with_suffix(".csv"))
-    assert curves["test_acc"].tolist() == [0.5, 0.8] * len(g.runs)
-    assert "80.0 ± 0.0 (n=4)" in g.tables["oracle"][1]["all runs"].tolist()
+    assert curves["test_acc"].tolist() == [0.8, 0.5] * len(g.runs)
+    assert g.sections[1].tables["values"][1]["sketch"].tolist() == ["50.0 ± 0.0 (n=2)"] * 2
+    assert all(v.startswith("Oracle (upper bound): ") for v in g.sections[1].verdicts)
 
 
 def test_multi_domain_runs_are_shown_per_domain_of_the_test_part(tmp_path: Path) -> None:
     files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), domains=(None,))], tmp_path / "r.html")
-    table = files.report.groups[0].tables["accuracy"][1]
+    table = files.report.groups[0].sections[0].tables["values"][1]
     assert list(table.columns) == ["block", "photo", "sketch", "all runs"]
-    assert table.iloc[0].tolist() == ["srm", "55.5 ± 0.7 (n=2)", "35.5 ± 0.7 (n=2)", "45.5 ± 0.7 (n=2)"]
+    assert table.iloc[0].tolist() == ["SRM", "55.5 ± 0.5 (n=2)", "35.5 ± 0.5 (n=2)", "45.5 ± 0.5 (n=2)"]
     data = pd.read_csv(files.report.groups[0].figures[0][1].with_suffix(".csv"))
     assert len(data) == 8 and set(data["where"]) == {"photo", "sketch"}
 
@@ -229,7 +231,7 @@ def test_cli_report_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sys, "argv", ["stylecls", "report", str(tmp_path / "bare")])
     with pytest.raises(SystemExit) as e:
         main()
-    assert e.value.code == 2 and "not been evaluated" in capsys.readouterr().err
+    assert e.value.code == 2 and "no usable evaluation" in capsys.readouterr().err
 
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -53,5 +53,5 @@ def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Pa
 
     evaluate(runs[0], device="cpu", batch_size=64)
     summary, markdown, _ = compare([tmp_path / "runs"], out=tmp_path)
-    assert "srm − se" in markdown and "sketch" in markdown
+    assert "SRM − SE" in markdown and "sketch" in markdown
     assert (tmp_path / "comparison.csv").is_file()
