@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fake_run import CLASSES, write_result
+from PIL import Image
 from scipy import stats as sps
 
 from stylecls.errors import StyleclsError
@@ -153,6 +156,40 @@ def test_settings_beyond_the_axis_and_single_block_are_refused(tmp_path: Path) -
         check_comparable(collect([tmp_path / "b"]).runs)
 
 
+# --- block presentation: defined once beside BLOCKS --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("presented", [True, False])
+def test_a_block_registered_only_here_appears_correctly_in_every_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, presented: bool
+) -> None:
+    """A new block shows up in compare, the report's tables, figures and verdicts, ranked before the reference
+    (so every difference reads block − none, never none − block), with no list to edit."""
+    from stylecls import blocks
+    from stylecls.compare import compare
+
+    monkeypatch.setattr(blocks, "BLOCKS", dict(blocks.BLOCKS))
+    monkeypatch.setattr(blocks, "PRESENTATION", dict(blocks.PRESENTATION))
+    if presented:
+        blocks.register_block("zeta", blocks.BLOCKS["se"], label="Zeta", rank=5)  # between SRM and SE
+    else:
+        blocks.BLOCKS["zeta"] = blocks.BLOCKS["se"]  # registered without a presentation: its name, before none
+    zeta = "Zeta" if presented else "zeta"
+    runs = sweep(tmp_path / "runs", blocks=("none", "zeta", "srm", "se"), domains=("sketch",))
+    order = ["SRM", zeta, "SE"] if presented else ["SRM", "SE", zeta]
+    _, markdown, _ = compare([runs])
+    rows = [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("| ")][1:]
+    assert rows[:4] == [*order, "none"]
+    assert rows[4:] == [f"SRM − {order[1]}", f"SRM − {order[2]}", "SRM − none", *(f"{b} − none" for b in order[1:])]
+    files = write_report([runs], tmp_path / "report.html")
+    g = files.report.groups[0]
+    assert g.sections[0].tables["values"][1]["block"].tolist() == [*order, "none"]
+    assert [v.split(":")[0] for v in g.verdicts] == rows[4:]
+    legend = pd.read_csv(g.figures[0][1].with_suffix(".csv"))
+    assert set(legend["block"]) == {"srm", "zeta", "se", "none"}
+    assert "none − " not in files.html.read_text() and "none − " not in markdown
+
+
 # --- the rendered report ---------------------------------------------------------------------------------------
 
 
@@ -194,7 +231,8 @@ def test_oracle_is_reported_beside_the_selected_accuracy(tmp_path: Path) -> None
     files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), oracle=[0.8, 0.5])], tmp_path / "r.html",
                          selections=("training-domain", "oracle"))
     g = files.report.groups[0]
-    assert [s.title for s in g.sections] == ["training-domain validation", "test-domain oracle (an upper bound, not a result)"]
+    assert [s.title for s in g.sections] == ["training-domain validation",
+                                             "test-domain oracle (an upper bound, not a result)"]
     assert g.runs["last_test"].tolist() == [0.5] * len(g.runs)  # the last epoch's, not the best epoch's
     curves = pd.read_csv(next(png for _, png in g.figures if png.stem == "training_curves").with_suffix(".csv"))
     assert curves["test_acc"].tolist() == [0.8, 0.5] * len(g.runs)
@@ -235,15 +273,38 @@ def test_cli_report_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSER = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+#: Marks every <img> with its rendered width once the page has loaded (0: not decoded / broken).
+CHECK = """<script>window.addEventListener("load", () => { for (const img of document.images)
+  img.setAttribute("data-rendered", img.complete ? img.naturalWidth : 0);
+  document.body.setAttribute("data-images", document.images.length); });</script>"""
 
 
-@pytest.mark.skipif(not any(map(shutil.which, BROWSERS)), reason="no headless browser (chromium/chrome) installed")
-def test_report_opens_in_a_headless_browser(tmp_path: Path) -> None:
-    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"))], tmp_path / "report.html")
-    browser = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
-    dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom",
-                          files.html.as_uri()], capture_output=True, text=True, timeout=60).stdout
-    assert dom.count("<img") == len(files.report.groups[0].figures) and "SRM − SE" in dom
+def _browser(*args: str) -> subprocess.CompletedProcess:
+    assert BROWSER is not None
+    return subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--virtual-time-budget=15000", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(BROWSER is None and not os.environ.get("CI"),
+                    reason="no headless browser (chromium/chrome) installed; CI installs Debian's chromium")
+def test_report_renders_every_figure_in_a_headless_browser(tmp_path: Path) -> None:
+    """report.html in a real browser: every figure decodes to an image, and the screenshot is not blank."""
+    assert BROWSER is not None, "CI must have chromium (.ci/run installs it)"
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"))], tmp_path / "report.html",
+                         selections=("training-domain", "lodo", "oracle"))
+    checked = tmp_path / "checked.html"
+    checked.write_text(files.html.read_text().replace("</body>", CHECK + "</body>"))
+    dom = _browser("--dump-dom", checked.as_uri()).stdout
+    rendered = [int(w) for w in re.findall(r'data-rendered="(\d+)"', dom)]
+    assert f'data-images="{len(files.report.groups[0].figures)}"' in dom
+    assert len(rendered) == 5 and all(w > 100 for w in rendered), rendered
+    assert "SRM − SE" in dom and "test-domain oracle" in dom
+    shot = tmp_path / "report.png"
+    _browser(f"--screenshot={shot}", "--window-size=1200,2400", files.html.as_uri())
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.shape == (2400, 1200) and (pixels < 200).mean() > 0.02  # text and figures, not a blank page
 
 
 @pytest.mark.slow

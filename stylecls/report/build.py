@@ -109,6 +109,8 @@ def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title
 
     ``what`` says in words what the number is (it starts the captions).
     """
+    if runs.empty:
+        return Section(title, {}, [], [], [], notes=[f"{what}: no run has this number."])
     pairings = [pair_runs(runs, a, b, by) for a, b in axis_differences(axis_values(runs, by), by)]
     stats = []
     for p in pairings:
@@ -122,8 +124,9 @@ def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title
                    "p: Wilcoxon signed-rank for n ≥ 6 pairs, else the paired t-test, as named.",
                    paired_table(stats, ci)),
     }
-    unmatched = pd.concat([p.unmatched.assign(compared=f"{p.a} − {p.b}") for p in pairings], ignore_index=True)
-    if not unmatched.empty:
+    lonely = [p.unmatched.assign(compared=f"{p.a} − {p.b}") for p in pairings if len(p.unmatched)]
+    if lonely:
+        unmatched = pd.concat(lonely, ignore_index=True)
         tables["unmatched"] = ("Runs without a partner in a comparison (left out of that comparison).", unmatched)
     return Section(title, tables, pairings, stats, [verdict(s, ci, unit=unit) for s in stats])
 
@@ -144,7 +147,10 @@ def _selection_section(runs: pd.DataFrame, selection_runs: pd.DataFrame, method:
     where = _where(runs)
     what = f"{where.capitalize()} accuracy, {method.title}"
     section = number_section(chosen.runs.dropna(subset=[method.column]), method.column, by, ci, method.title, what)
-    trials = int(runs[TRIAL].astype(str).nunique())
+    trials = int(chosen.runs["trials"].max())
+    if "values" not in section.tables:
+        section.notes = chosen.notes or section.notes
+        return section, chosen.runs
     section.tables["values"] = (
         f"{what}: chosen by {method.chooses_by}; shown: {method.reports.replace('test', where)}. "
         f"{trials} trial(s) per cell to choose from. Mean ± {SPREAD_NAMES['sem']} over seeds (n per cell); avg: the "

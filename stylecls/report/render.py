@@ -29,7 +29,7 @@ HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fro
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f3f3f3; } caption { caption-side: top; text-align: left; font-size: 0.9em; padding: 0.3em 0; }
+th { background: #f3f3f3; } p.caption { font-size: 0.9em; color: #333; margin: 1em 0 0.2em; }
 figure { margin: 1em 0 2em; } img { max-width: 100%; } figcaption { font-size: 0.9em; color: #555; }
 .verdict { background: #f6f8fa; border-left: 4px solid #888; padding: 0.6em 1em; }
 .warning { background: #fff8e1; border-left: 4px solid #e0a800; padding: 0.6em 1em; }
@@ -74,7 +74,7 @@ def _clean(table: pd.DataFrame) -> pd.DataFrame:
 
 def _html_table(caption: str, table: pd.DataFrame) -> str:
     html = _clean(table).to_html(index=False, na_rep="", border=0, escape=True)
-    return html.replace("<thead>", f"<caption>{escape(caption)}</caption><thead>", 1)
+    return (f'<p class="caption">{escape(caption)}</p>' if caption else "") + html
 
 
 def _header(report: Report) -> tuple[str, str]:
