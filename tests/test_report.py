@@ -227,6 +227,25 @@ def test_report_html_embeds_every_figure_and_markdown_links_files(tmp_path: Path
     assert len(paired) == 12 and paired["difference"].round(6).tolist()[:4] == [5.0] * 4
 
 
+def test_one_number_per_run_is_a_section_in_a_few_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the style lane's style-reliance section needs: a number per run -> per block mean ± SE, paired
+    differences over seeds with intervals and verdicts, in every group of the report."""
+    from stylecls.report import build
+
+    def reliance(runs: pd.DataFrame, by: str, ci: str) -> build.Section:
+        number = [0.3 + 0.1 * (b == "srm") + 0.01 * s for b, s in zip(runs["block"], runs["seed"], strict=True)]
+        return build.number_section(runs.assign(reliance=number), "reliance", by, ci, "style reliance",
+                                    "Share of cue-conflict images classified by style")
+
+    monkeypatch.setattr(build, "EXTRA_SECTIONS", [reliance])
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"))], tmp_path / "r.html")
+    section = files.report.groups[0].sections[-1]
+    assert section.title == "style reliance" and section.stats[0].n == 4
+    assert section.stats[0].mean == pytest.approx(0.1) and section.verdicts[0].startswith("SRM − SE: +10.0 points")
+    assert section.tables["values"][1]["sketch"].tolist() == ["40.5 ± 0.5 (n=2)", "30.5 ± 0.5 (n=2)"]
+    assert "style reliance" in files.html.read_text() and "Share of cue-conflict" in files.markdown.read_text()
+
+
 def test_oracle_is_reported_beside_the_selected_accuracy(tmp_path: Path) -> None:
     files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), oracle=[0.8, 0.5])], tmp_path / "r.html",
                          selections=("training-domain", "oracle"))
