@@ -14,6 +14,7 @@ DomainBed-style tables (:func:`accuracy_table`, as markdown, HTML and LaTeX). Th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -184,11 +185,17 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def latex_table(table: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs table (``\\toprule``/``\\midrule``/``\\bottomrule``; pandas' Styler), ± as ``$\\pm$``."""
+    """A booktabs table (``\\toprule``/``\\midrule``/``\\bottomrule``; pandas' Styler), ± as ``$\\pm$``; the
+    ``(n=k)`` of the cells goes into the caption (``caption`` is LaTeX already)."""
+    text = table.fillna("").astype(str)
+    counts = sorted({int(n) for v in text.to_numpy().ravel() for n in re.findall(r"\(n=(\d+)\)", v)})
+    text = text.map(lambda v: re.sub(r" \(n=\d+\)", "", v))
+    if counts:
+        caption += f" n = {counts[0]}" + (f"--{counts[-1]}" if len(counts) > 1 else "") + " per cell."
+
     def tex(v: str) -> str:  # after pandas' escaping
         return v.replace(" ± ", r" $\pm$ ").replace("−", "$-$")
 
-    styler = table.fillna("").astype(str).style.hide(axis="index").format(tex, escape="latex")
-    styler = styler.format_index(escape="latex", axis=1)
+    styler = text.style.hide(axis="index").format(tex, escape="latex").format_index(escape="latex", axis=1)
     return styler.to_latex(hrules=True, caption=caption, label=label, position="t", position_float="centering",
                            column_format="l" + "c" * (len(table.columns) - 1))
