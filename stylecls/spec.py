@@ -1,6 +1,6 @@
 """What determines a result (:class:`RunSpec`) versus how it is executed (:class:`RuntimeOptions`).
 
-A run folder's ``config.json`` stores the *resolved* spec once (every recipe default filled in),
+A run folder's record stores the *resolved* spec once (every recipe default filled in),
 with a ``schema_version``. Equal resolved specs name the same folder; any change to a value that can
 change the result names another, so a sweep can skip, resume or start each run from the folder alone.
 Runtime options (device, workers, threads, AMP, progress, where the data and runs live) never enter
@@ -82,7 +82,7 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RunSpec:
-        """The spec stored in a config.json; unknown keys are an error (a newer stylecls wrote it)."""
+        """The spec stored in a run record; unknown keys are an error (a newer stylecls wrote it)."""
         known = {f.name for f in fields(cls)}
         if unknown := sorted(set(values) - known):
             raise StyleclsError(f"the run spec has settings this stylecls does not know: {', '.join(unknown)}")

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from stylecls.errors import StyleclsError
-from stylecls.record import RunRecord
-from stylecls.runfolder import CONFIG, RunFolder
+from stylecls.record import EvaluationRecord, RunRecord
+from stylecls.runfolder import RunFolder, UnusableEvaluation, find_run_folders, is_run_folder
 
 __all__ = [
     "METRICS", "ORACLE_COLUMN", "TRIAL", "VAL_DOMAIN", "Collection", "LeftOut", "collect", "confusion",
@@ -40,23 +40,15 @@ RECORDING = {"spec.eval_test_every"}
 VARYING = ("spec.seed", "spec.split", "spec.test_domain", f"spec.{TRIAL}", f"spec.{VAL_DOMAIN}")
 
 
-class Unusable(StyleclsError):
-    """A run that has no usable result (``reason``) and what to do about it (``fix``)."""
-
-    def __init__(self, reason: str, fix: str) -> None:
-        super().__init__(f"{reason}; {fix}")
-        self.reason, self.fix = reason, fix
-
-
 @dataclass(frozen=True)
 class LeftOut:
     run: str
-    kind: Literal["unreadable", "unevaluated"]
+    kind: Literal["unreadable", "unusable"]
     reason: str
     fix: str
 
     def line(self) -> str:
-        return f"{self.run}: {self.reason} ({self.fix})"
+        return f"{self.run}: {self.reason}" + (f" ({self.fix})" if self.fix else "")
 
 
 @dataclass
@@ -71,18 +63,18 @@ class Collection:
     def unreadable(self) -> list[LeftOut]:
         return [r for r in self.left_out if r.kind == "unreadable"]
 
-    def unevaluated(self) -> list[LeftOut]:
-        return [r for r in self.left_out if r.kind == "unevaluated"]
+    def unusable(self) -> list[LeftOut]:
+        return [r for r in self.left_out if r.kind == "unusable"]
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[RunFolder]:
     """Each path is a run folder or a folder holding runs (searched recursively)."""
     runs: list[RunFolder] = []
     for p in map(Path, paths):
-        if (p / CONFIG).is_file():
+        if is_run_folder(p):
             runs.append(RunFolder(p))
         elif p.is_dir():
-            found = sorted(c.parent for c in p.rglob(CONFIG))
+            found = find_run_folders(p)
             if not found:
                 raise StyleclsError(f"{p} holds no run folders (no run record below it)")
             runs.extend(map(RunFolder, found))
@@ -95,37 +87,17 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunFolder]:
     return runs
 
 
-def selected_metrics(folder: RunFolder) -> tuple[dict[str, Any], int | None]:
-    """The metrics of the run's selected evaluation and the epoch of its checkpoint — the only evaluation read.
-
-    Raises :class:`Unusable` when the run has no usable one.
-    """
-    run = folder.path
-    fix = f"run `stylecls evaluate {run}`"
-    state = folder.state()
-    if state.get("state", "done") != "done":
-        raise Unusable(f"the run is {state.get('state') or 'not finished'}", "finish it (`stylecls train --resume`)")
-    path = folder.eval_dir / "metrics.json"
-    if not path.is_file():
-        raise Unusable("not evaluated", fix)
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise Unusable(f"its evaluation cannot be read ({e})", fix) from None
-    if not isinstance(metrics, dict):
-        raise Unusable("its evaluation is not a metrics record", fix)
-    if metrics.get("checkpoint", "best") != "best" or metrics.get("domain_filter"):
-        raise Unusable(f"evaluated on the {metrics.get('checkpoint')} checkpoint / one domain only, not best.pt", fix)
-    return metrics, metrics.get("epoch")
+def selected_evaluation(run: str | Path | RunFolder) -> EvaluationRecord:
+    """The run's selected evaluation (:meth:`~stylecls.runfolder.Evaluations.selected`): the only evaluation results
+    read. Raises :class:`~stylecls.runfolder.UnusableEvaluation` (the reason says the fix) when there is none, and a
+    :class:`StyleclsError` naming the file when it is damaged."""
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    return folder.evaluations.selected()
 
 
-def _number(metrics: dict[str, Any], key: str, run: Path) -> float:
-    value = metrics.get(key, math.nan)
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Unusable(f"its evaluation has a non-number {key} ({value!r})", f"run `stylecls evaluate {run}` again")
-    return float(value)
+def _number(metrics: dict[str, Any], key: str) -> float:
+    value = metrics.get(key)
+    return math.nan if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) else float(value)
 
 
 def _settings(record: RunRecord) -> dict[str, str]:
@@ -148,25 +120,22 @@ def read_run(folder: RunFolder) -> dict[str, Any]:
     """One row: what the run is, its selected evaluation, the validation accuracy its checkpoint was chosen by
     (``val_score``), its held-out accuracy at the last epoch (``last_test``, ``--eval-test-every``), its settings.
 
-    Raises :class:`Unusable` for a run without a usable result, :class:`StyleclsError` for an unreadable one.
+    Raises :class:`~stylecls.runfolder.UnusableEvaluation` for a run without a usable result, :class:`StyleclsError`
+    for a damaged record, evaluation or metrics file (naming it).
     """
-    path = folder.path
     record = folder.record()
-    try:
-        metrics, epoch = selected_metrics(folder)
-    except Unusable:
-        raise
-    except StyleclsError as e:  # a damaged evaluation: evaluating again replaces it
-        raise Unusable(str(e), f"run `stylecls evaluate {path}` again") from None
-    epochs = epoch_metrics(path)
-    last = int(pd.to_numeric(epochs["epoch"], errors="coerce").max()) if "epoch" in epochs and len(epochs) else None
+    evaluation = selected_evaluation(folder)
+    metrics = evaluation.metrics
+    epochs = folder.metrics()
+    last = int(epochs["epoch"].max()) if len(epochs) else None
     spec = record.spec
     return {
-        "run": str(path), "dataset": spec.dataset, "protocol": record.data.protocol or spec.protocol,
+        "run": str(folder.path), "dataset": spec.dataset, "protocol": record.data.protocol or spec.protocol,
         "arch": spec.arch, "block": spec.block, "seed": spec.seed, "split": spec.split,
-        "test_domain": spec.test_domain, TRIAL: getattr(spec, TRIAL, None), VAL_DOMAIN: getattr(spec, VAL_DOMAIN, None),
-        **{m: _number(metrics, m, path) for m in METRICS}, "domain_gap": _number(metrics, "domain_gap", path),
-        "val_score": _at_epoch(epochs, "val_acc", epoch), "last_test": _at_epoch(epochs, ORACLE_COLUMN, last),
+        "test_domain": spec.test_domain, TRIAL: spec.trial, VAL_DOMAIN: spec.val_domain,
+        **{m: _number(metrics, m) for m in METRICS}, "domain_gap": _number(metrics, "domain_gap"),
+        "val_score": _at_epoch(epochs, "val_acc", evaluation.epoch),
+        "last_test": _at_epoch(epochs, ORACLE_COLUMN, last),
         "settings": _settings(record), "versions": {k: str(v) for k, v in record.versions.items() if v},
     }  # fmt: skip
 
@@ -177,12 +146,17 @@ def collect(paths: Iterable[str | Path], skip_unevaluated: bool = False) -> Coll
     rows, left_out = [], []
     for folder in find_runs(paths):
         try:
-            rows.append(read_run(folder))
-        except Unusable as e:
-            left_out.append(LeftOut(str(folder.path), "unevaluated", e.reason, e.fix))
-        except StyleclsError as e:
+            folder.record()
+        except StyleclsError as e:  # one bad folder does not stop the others
             left_out.append(LeftOut(str(folder.path), "unreadable", str(e), "repair or remove the folder"))
-    unusable = [r for r in left_out if r.kind == "unevaluated"]
+            continue
+        try:
+            rows.append(read_run(folder))
+        except UnusableEvaluation as e:
+            left_out.append(LeftOut(str(folder.path), "unusable", e.reason, ""))
+        except StyleclsError as e:  # a damaged evaluation or metrics file: the message names it and the fix
+            left_out.append(LeftOut(str(folder.path), "unusable", str(e), ""))
+    unusable = [r for r in left_out if r.kind == "unusable"]
     if unusable and not skip_unevaluated:
         listed = "\n".join(f"  {r.line()}" for r in unusable)
         raise StyleclsError(
@@ -199,33 +173,32 @@ _COLUMNS = ["run", "dataset", "protocol", "arch", "block", "seed", "split", "tes
 
 
 def epoch_metrics(run: str | Path) -> pd.DataFrame:
-    """``metrics.csv`` (one row per epoch); an empty frame when the run has none."""
-    path = RunFolder(run).metrics_path
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    """The per-epoch metrics (one row per epoch); an empty frame when the run has none."""
+    return RunFolder(run).metrics()
 
 
 def domain_accuracy(run: str | Path) -> pd.Series:
-    """Accuracy per domain of the evaluated part (``eval/per_domain.csv``); empty for single-domain runs."""
+    """Accuracy per domain of the selected evaluation's part; empty for single-domain runs."""
     folder = RunFolder(run)
-    path = folder.eval_dir / "per_domain.csv"
-    if not path.is_file():
+    evaluation = selected_evaluation(folder)
+    table = folder.evaluations.per_domain(evaluation)
+    if table.empty:
         return pd.Series(dtype=float)
-    part = selected_metrics(folder)[0].get("part")
-    table = pd.read_csv(path)
-    table = table[table["part"] == part] if part in set(table["part"]) else table.iloc[0:0]
+    table = table[table["part"] == evaluation.part]
     return table.set_index("domain")["accuracy"].astype(float)
 
 
 def per_class_accuracy(run: str | Path) -> pd.Series:
-    """Accuracy (recall) per class of the evaluated part, indexed by class name (``eval/per_class.csv``)."""
-    table = pd.read_csv(RunFolder(run).eval_dir / "per_class.csv", index_col="class_name")
-    return table["accuracy"].astype(float)
+    """Accuracy (recall) per class of the selected evaluation, indexed by class name."""
+    folder = RunFolder(run)
+    return folder.evaluations.per_class(selected_evaluation(folder))["accuracy"].astype(float)
 
 
 def confusion(run: str | Path, normalize: bool = True) -> pd.DataFrame:
-    """The confusion matrix of the evaluated part (rows true, columns predicted); row-normalised by default
+    """The confusion matrix of the selected evaluation (rows true, columns predicted); row-normalised by default
     (rows of classes without images are NaN)."""
-    counts = pd.read_csv(RunFolder(run).eval_dir / "confusion.csv", index_col=0).astype(float)
+    folder = RunFolder(run)
+    counts = folder.evaluations.confusion(selected_evaluation(folder)).astype(float)
     if not normalize:
         return counts
     totals = counts.sum(axis=1).replace(0, np.nan)
