@@ -49,7 +49,11 @@ def evaluate_cmd(
     split: Optional[str] = typer.Option(None, "--split", hidden=True, help="Deprecated: --part."),
     test_domain: Optional[str] = typer.Option(None, "--test-domain", hidden=True, help="Deprecated: --domain."),
 ) -> None:
-    """Per-class accuracy, confusion matrix, domain gap and mistakes of a run, written to RUN/eval/."""
+    """Per-class accuracy, confusion matrix, domain gap and mistakes of a run, written to RUN/eval/.
+
+    Another part, checkpoint or one domain is stored beside it (RUN/eval/<part>-<checkpoint>[-<domain>]/) and
+    never replaces it: compare, report and sweep read only the default evaluation of the finished run.
+    """
     from rich.progress import Progress
     from rich.table import Table
 
@@ -81,6 +85,12 @@ def evaluate_cmd(
         table.add_row("domain gap", pct(m["domain_gap"]))
     console.print(table)
     console.print(f"wrote {result.out_dir}/")
+    if m["run_state"] != "done":
+        err_console.print(f"warning: the run is {m['run_state']} (epoch {m['epoch']}): compare, report and sweep "
+                          f"will not use this evaluation; evaluate again when training is done", highlight=False)
+    elif m["checkpoint"] != "best" or m["domain"] or result.out_dir.name != "eval":
+        err_console.print("note: compare, report and sweep use only the evaluation of best.pt on the run's reported "
+                          "part, all domains (`stylecls evaluate RUN`); this one is kept beside it", highlight=False)
 
 
 SkipUnevaluatedOpt = typer.Option(
