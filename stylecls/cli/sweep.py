@@ -8,11 +8,13 @@ from typing import Any, Optional
 import typer
 
 from stylecls.cli import run_options as opt
-from stylecls.cli.app import app, console, registry_option
+from stylecls.cli.app import app, console
 from stylecls.errors import StyleclsError
 
-# the options a sweep repeats to make its grid, and the RunSpec/GridAxes field each fills
-_GRID = {"block": "block", "seed": "seed", "test_domain": "test_domain", "split": "split", "arch": "arch"}
+# the options a sweep repeats to make its grid (the RunSpec fields whose sweep role is "axis")
+_GRID = {o.param for o in opt.options_for("sweep") if o.is_axis("sweep")}
+# the sweep's own options for the hyper-parameter search and model selection (not RunSpec fields)
+_SEARCH = ("hparams", "trials", "hparams_seed", "list_hparams", "selection")
 
 
 def _given(ctx: typer.Context) -> set[str]:
@@ -48,26 +50,46 @@ def _with_preset(name: str, values: dict[str, Any], given: set[str]) -> dict[str
     return merged
 
 
+def _list_hparams(dataset: str, blocks: list[str]) -> None:
+    from stylecls.sweep.hparams import hparams_table
+
+    console.print(hparams_table(dataset, blocks))
+
+
 def _plan(values: dict[str, Any], out: Path, launcher: dict[str, Any]) -> Any:
     from stylecls.sweep import GridAxes, SweepPlan, expand_grid
+    from stylecls.sweep.hparams import Search
 
-    single = {k: v for k, v in values.items() if k not in (*_GRID, "block_option")}
-    base = opt.spec_from_values({**single, "block": "none", "seed": 0})
-    axes = GridAxes(
-        **{field: list(values.get(key) or []) for key, field in _GRID.items()},
-        block_options=[opt.parse_block_options(s.split(",")) for s in values.get("block_option") or []],
-    )  # fmt: skip
+    search = Search(values["hparams"], values["trials"], values["hparams_seed"])
+    selection = values["selection"]
+    base, axes = opt.grid_from_values({k: v for k, v in values.items() if k not in _SEARCH})
     runtime = opt.runtime_from_values({**values, "out": out, "name": None})
-    specs = expand_grid(base, axes, runtime.data_root)
-    return SweepPlan(out, specs, runtime, launcher)
+    specs = expand_grid(base, GridAxes(**axes), runtime.data_root, search, selection)
+    recorded = {"hparams": search.mode, "trials": search.trials, "hparams_seed": search.seed, "selection": selection}
+    return SweepPlan(out, specs, runtime, launcher, recorded)
 
 
 @app.command("sweep")
+@opt.run_options("sweep")
 def sweep_cmd(
     ctx: typer.Context,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The sweep's folder (its runs, sweep.json, logs)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="A named grid; see --list-presets."),
     list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and exit."),
+    hparams: str = typer.Option(
+        "default", "--hparams", help="default: the recipe's values; random: --trials draws from the search space "
+        "(see --list-hparams), a trial's shared values alike for every block.",
+    ),
+    trials: int = typer.Option(1, "--trials", min=1, help="Random-search trials (--hparams random)."),
+    hparams_seed: int = typer.Option(0, "--hparams-seed", min=0, help="Seed of the random search's draws."),
+    list_hparams: bool = typer.Option(
+        False, "--list-hparams", help="Show the random search's ranges for --dataset (and --block) and exit."
+    ),
+    selection: str = typer.Option(
+        "training-domain", "--selection",
+        help="Model selection the sweep plans for: training-domain (validation on the training domains) or lodo "
+        "(adds one run per training domain left out, for leave-one-domain-out cross-validation).",
+    ),  # fmt: skip
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at once (local launcher; on GPUs at most one per GPU)."),
     launcher: str = typer.Option("local", "--launcher", help="local (subprocesses) or slurm (submitit)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and their status; start nothing."),
@@ -76,49 +98,10 @@ def sweep_cmd(
     time_min: int = typer.Option(24 * 60, "--time", help="SLURM time limit per job, in minutes."),
     mem_gb: Optional[int] = typer.Option(None, "--mem", help="SLURM memory per job, in GB."),
     slurm_cluster: Optional[str] = typer.Option(
-        None, "--slurm-cluster", hidden=True, help="submitit cluster: None (auto), local or debug (for tests)."
+        None, "--slurm-cluster", help="submitit cluster (slurm launcher): SLURM when sbatch is found, else refused; "
+        "local or debug run the jobs on this machine, on purpose.",
     ),
-    dataset: str = opt.DatasetOpt,
-    block: list[str] = registry_option(
-        [], "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Block(s) to cross."
-    ),
-    arch: list[str] = registry_option(
-        [], "--arch", "-a", registry="stylecls.models:ARCHS", help="Backbone(s) to cross (default: the recipe's)."
-    ),
-    block_option: list[str] = typer.Option(
-        [], "--block-option", help="A block option set KEY=VALUE[,KEY=VALUE] (repeat to cross several sets)."
-    ),
-    seed: list[int] = typer.Option([], "--seed", help="Seed(s) to cross (default: 0)."),
-    test_domain: list[str] = typer.Option([], "--test-domain", help="Held-out domain(s); --protocol lodo: all."),
-    split: list[int] = typer.Option([], "--split", help="DTD official split(s) 1..10 to cross."),
-    data_root: Optional[Path] = opt.RunDataRootOpt,
-    protocol: str = opt.ProtocolOpt,
-    task: Optional[str] = opt.TaskOpt,
-    epochs: Optional[int] = opt.EpochsOpt,
-    batch_size: Optional[int] = opt.BatchSizeOpt,
-    lr: Optional[float] = opt.LrOpt,
-    weight_decay: Optional[float] = opt.WeightDecayOpt,
-    norm_bias_decay: bool = opt.NormBiasDecayOpt,
-    optimizer: Optional[str] = opt.OptimizerOpt,
-    schedule: Optional[str] = opt.ScheduleOpt,
-    warmup_epochs: Optional[int] = opt.WarmupOpt,
-    label_smoothing: Optional[float] = opt.SmoothingOpt,
-    img_size: Optional[int] = opt.ImgSizeOpt,
-    min_crop: Optional[float] = opt.MinCropOpt,
-    pre_resize: Optional[str] = opt.PreResizeOpt,
-    eval_test_every: int = opt.EvalTestEveryOpt,
-    pretrained: Optional[str] = opt.PretrainedOpt,
-    device: str = opt.RunDeviceOpt,
-    amp: Optional[bool] = opt.AmpOpt,
-    channels_last: Optional[bool] = opt.ChannelsLastOpt,
-    compile: bool = opt.CompileOpt,
-    sync_bn: bool = opt.SyncBnOpt,
-    workers: Optional[int] = opt.RunWorkersOpt,
-    threads: Optional[int] = opt.ThreadsOpt,
-    tensorboard: Optional[bool] = opt.TensorboardOpt,
-    skip_bad: bool = opt.SkipBadOpt,
-    limit_train: Optional[int] = opt.LimitTrainOpt,
-    limit_val: Optional[int] = opt.LimitValOpt,
+    **values: Any,
 ) -> None:
     """Train every run of a grid (each repeated option is an axis), evaluate each, compare them all.
 
@@ -130,6 +113,9 @@ def sweep_cmd(
 
     if list_presets:
         _list_presets()
+        return
+    if list_hparams:
+        _list_hparams(values["dataset"], values["block"])
         return
     if out is None:
         raise StyleclsError("--out is required: the folder that holds the sweep's runs")
@@ -165,4 +151,9 @@ def status_cmd(out: Path = typer.Argument(..., help="A sweep folder (or any fold
     """Where each run stands: done / incomplete / running / not started, epoch, best val, test top-1."""
     from stylecls.sweep import status_frame, status_table
 
-    console.print(status_table(status_frame(out), str(out)))
+    if out.is_file():
+        raise StyleclsError(f"{out} is a file; give a sweep folder (its --out) or a folder of run folders")
+    frame = status_frame(out)
+    if frame.empty:
+        raise StyleclsError(f"{out} holds no runs (no sweep and no run folder in it)")
+    console.print(status_table(frame, str(out)))
