@@ -37,7 +37,7 @@ def _root(data_root: Optional[Path]) -> Path:
 @data_app.command("download")
 def data_download(
     dataset: str = registry_option(..., "--dataset", "-d", registry="stylecls.data:DOWNLOADABLE",
-                                   help="Dataset with download sources."),
+                                   help="A dataset with download sources (`stylecls data list` says which)."),
     data_root: Optional[Path] = DataRootOpt,
     source: Optional[str] = typer.Option(None, "--source", help="Use only this source (see --dry-run for the list)."),
     mirror: Optional[str] = typer.Option(
@@ -71,7 +71,7 @@ def data_download(
 @data_app.command("import")
 def data_import(
     dataset: str = registry_option(..., "--dataset", "-d", registry="stylecls.data:IMPORTABLE",
-                                   help="Dataset with an import format."),
+                                   help="A dataset with a parquet import format."),
     source: Path = typer.Option(
         ..., "--from", help="A parquet file or folder of shards, a zip/tar archive, or a folder "
         "(official, DomainBed or Dassl layout)."),
