@@ -63,7 +63,8 @@ class RunSpec:
     ))  # fmt: skip
     block_options: Mapping[str, Any] = field(default_factory=dict, metadata=setting(
         "Block option KEY=VALUE (repeatable), e.g. pooling=mean.", flag="--block-option", sweep="axis",
-        axis_help="A block option set KEY=VALUE[,KEY=VALUE] (repeat to cross several sets).",
+        axis_help="A block option set KEY=VALUE[,KEY=VALUE] (repeat to cross several sets); each option applies "
+        "to the blocks that take it, one no block takes is refused.",
     ))  # fmt: skip
     pretrained: str | None = field(default=None, metadata=setting("imagenet or a path to a state dict."))
     img_size: int | None = field(
