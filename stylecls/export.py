@@ -1,9 +1,12 @@
 """Export a run's eval-mode network to ONNX or TorchScript, checked against PyTorch before it is kept.
 
 The exported graph takes float32 images (N, 3, S, S), RGB scaled to [0, 1] and normalised with the
-ImageNet mean/std, and returns logits (N, K). The file carries what a user needs to feed it and read it
-(class names, mean, std, image size, arch, block): ONNX ``metadata_props``, TorchScript ``_extra_files``
-(``stylecls.json``); :func:`read_metadata` reads either. SRM exports in its inference form: its
+ImageNet mean/std, and returns logits (N, K). The file carries what a user needs to feed it and read it:
+the class names, arch, block and the whole preprocessing of ``stylecls predict`` (decoder, pre-resize
+rule and side, the shorter-side resize with its interpolation, the centre crop, mean, std) in ONNX
+``metadata_props`` or TorchScript ``_extra_files`` (``stylecls.json``); :func:`read_metadata` reads
+either and :func:`preprocess` applies it with torchvision. An export never overwrites a run's own
+files (only earlier exports under ``RUN/export/``). SRM exports in its inference form: its
 BatchNorm folded into the CFC weights and the style pooling in the centred two-pass form.
 
 A file is written to a temporary name, run on a few real images of the run (random inputs when its
@@ -28,14 +31,19 @@ from torch import nn
 
 from stylecls.data.pixels import Pixels
 from stylecls.errors import StyleclsError, unknown_name
-from stylecls.predict import Run, load_run, uint8_transform
+from stylecls.predict import Run, load_run
+from stylecls.runfolder import RunFolder
 
-__all__ = ["FORMATS", "TOLERANCE", "ExportResult", "export_model", "export_run", "metadata_of", "read_metadata"]
+__all__ = [
+    "FORMATS", "TOLERANCE", "ExportResult", "export_model", "export_run", "metadata_of", "preprocess", "read_metadata",
+]  # fmt: skip
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4
 METADATA_FILE = "stylecls.json"  # TorchScript _extra_files entry
 CHECK_IMAGES = 4
+#: metadata values stored as JSON text (the rest are plain strings)
+JSON_KEYS = ("classes", "mean", "std", "img_size", "preprocessing")
 
 
 @dataclass
@@ -59,11 +67,29 @@ def require_format(fmt: str) -> None:
 
 
 def metadata_of(run: Run, img_size: int, checkpoint: str) -> dict[str, str]:
-    """String key/values stored in the exported file."""
+    """String key/values stored in the exported file: the model, its classes and (``preprocessing``, JSON)
+    everything between an image file and the model's input."""
     from stylecls import __version__
     from stylecls.data import IMAGENET_MEAN, IMAGENET_STD
 
     s = run.settings
+    pixels = _pixels_at(run, img_size).to_dict()
+    preprocessing = {
+        "decoder": pixels["decoder"],
+        "pre_resize": pixels["pre_resize"],  # the run's rule: a factor of img_size, or "original"
+        "pre_resize_side": pixels["side"],  # the shorter side the rule gives (None: full resolution)
+        "resize_shorter_side": pixels["eval_side"],  # the one resize an image sees before the crop
+        "interpolation": pixels["interpolation"],
+        "antialias": pixels["antialias"],
+        "center_crop": img_size,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "steps": (
+            f"decode to RGB uint8; resize the shorter side to {pixels['eval_side']} px ({pixels['interpolation']}, "
+            f"antialiased, on uint8); centre-crop {img_size}x{img_size}; divide by 255; subtract mean and divide by "
+            "std per channel; float32 NCHW"
+        ),
+    }
     return {
         "stylecls_version": __version__,
         "run": s.name,
@@ -74,6 +100,7 @@ def metadata_of(run: Run, img_size: int, checkpoint: str) -> dict[str, str]:
         "img_size": str(img_size),
         "mean": json.dumps(list(IMAGENET_MEAN)),
         "std": json.dumps(list(IMAGENET_STD)),
+        "preprocessing": json.dumps(preprocessing),
         "input": "float32 images (N, 3, img_size, img_size), RGB in [0, 1], normalised: (x - mean) / std",
         "output": "logits (N, len(classes)); softmax for probabilities",
     }
@@ -81,7 +108,7 @@ def metadata_of(run: Run, img_size: int, checkpoint: str) -> dict[str, str]:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The metadata of an exported file (ONNX or TorchScript), decoded: ``classes`` a list of names,
-    ``mean``/``std`` lists of floats, ``img_size`` an int (the file stores them as JSON text)."""
+    ``mean``/``std`` lists of floats, ``img_size`` an int, ``preprocessing`` a dict (stored as JSON text)."""
     path = Path(path)
     if path.suffix == ".onnx":
         import onnx
@@ -93,7 +120,44 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")  # torch.jit's deprecation notice
             torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         raw = json.loads(extra[METADATA_FILE])
-    return {k: json.loads(v) if k in ("classes", "mean", "std", "img_size") else v for k, v in raw.items()}
+    return {k: json.loads(v) if k in JSON_KEYS else v for k, v in raw.items()}
+
+
+def preprocess(image: torch.Tensor, metadata: dict[str, Any]) -> torch.Tensor:
+    """A decoded uint8 RGB image (3, H, W) -> the exported model's input (1, 3, S, S), from the metadata alone.
+
+    The reference for applying ``metadata["preprocessing"]`` anywhere else (README, "Export"): the same
+    torchvision calls ``stylecls predict`` makes, so the probabilities agree.
+    """
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    pre = metadata["preprocessing"]
+    image = F.resize(image, [pre["resize_shorter_side"]], interpolation=InterpolationMode(pre["interpolation"]),
+                     antialias=pre["antialias"])
+    image = F.center_crop(image, [pre["center_crop"]])
+    return F.normalize(F.to_dtype(image, torch.float32, scale=True), pre["mean"], pre["std"])[None]
+
+
+def refuse_run_files(path: Path) -> None:
+    """An export may not replace a file of a run folder (its checkpoints, record, tables): only a new file,
+    or an earlier export under ``RUN/export/``. Symlinks are followed; a folder is not a file name."""
+    target = path.expanduser().resolve()
+    if target.is_dir():
+        raise StyleclsError(f"--out {path} is a folder; name the file to write (e.g. {path / 'model.onnx'})")
+    if not target.exists():
+        return
+    for folder in target.parents:
+        try:
+            run = RunFolder(folder)
+        except StyleclsError:
+            continue
+        if folder / "export" not in target.parents:
+            raise StyleclsError(
+                f"--out {path} would overwrite {target.relative_to(folder)} of the run folder {run.path}; "
+                f"write the export elsewhere (the default is {folder / 'export'}/)"
+            )
+        return
 
 
 # --- export + check ----------------------------------------------------------------------------
@@ -153,6 +217,7 @@ def export_model(
     """
     require_format(fmt)
     path = Path(path)
+    refuse_run_files(path)
     model = model.eval().cpu()
     example = check_inputs[:2] if dynamic_batch else check_inputs[:1]
     if dynamic_batch and len(example) < 2:
@@ -180,22 +245,29 @@ def export_model(
     return diff, tuple(sorted(set(sizes)))
 
 
+def _pixels_at(run: Run, img_size: int) -> Pixels:
+    """The run's pixel pipeline at another input size (the same pre-resize rule)."""
+    pixels = run.settings.pixels
+    return pixels if img_size == pixels.img_size else Pixels(img_size, pixels.pre_resize)
+
+
 def check_inputs_of(run: Run, img_size: int, count: int = CHECK_IMAGES) -> tuple[torch.Tensor, str]:
     """Up to ``count`` normalised images of the run's own data (one per class first), else random inputs."""
-    from stylecls.data import decode, normalize
-    from stylecls.evaluate import run_rows
+    from stylecls.data import normalize
+    from stylecls.evaluate import predict_loader, run_rows
 
     try:
         rows = run_rows(run.folder)
     except StyleclsError:
-        generator = torch.Generator().manual_seed(0)
-        return torch.randn(count, 3, img_size, img_size, generator=generator), f"{count} random inputs"
-    rows = rows.sort_values("part", key=lambda p: p != "test", kind="stable")  # test images first
-    picked = rows.groupby("label", sort=False).head(1).head(count)
-    pixels = run.settings.pixels if img_size == run.img_size else Pixels(img_size, run.settings.pixels.pre_resize)
-    transform = uint8_transform(pixels)
-    images = torch.stack([transform(decode(p)).as_subclass(torch.Tensor) for p in picked["path"]])
-    return normalize(images), f"{len(images)} real images"
+        rows = None
+    if rows is not None:
+        rows = rows.sort_values("part", key=lambda p: p != "test", kind="stable")  # test images first
+        picked = rows.groupby("label", sort=False).head(1).head(count)
+        batch = next(iter(predict_loader(picked["path"].tolist(), _pixels_at(run, img_size), batch_size=count)))
+        if len(batch.images):
+            return normalize(batch.images), f"{len(batch.images)} real images"
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(count, 3, img_size, img_size, generator=generator), f"{count} random inputs"
 
 
 def export_run(
@@ -214,6 +286,7 @@ def export_run(
     if size < 8:
         raise StyleclsError(f"--img-size must be at least 8, got {size}")
     path = Path(out) if out is not None else run.path / "export" / f"{checkpoint}{FORMATS[fmt]}"
+    refuse_run_files(path)  # before any work
     model = run.model(checkpoint, "cpu")
     inputs, what = check_inputs_of(run, size)
     diff, sizes = export_model(model, path, fmt, inputs, metadata_of(run, size, checkpoint), dynamic_batch, tolerance)

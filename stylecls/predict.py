@@ -1,9 +1,9 @@
 """Using a trained run: ``load_run(path)`` -> model, evaluation transform, class names, predictions.
 
-``Run.predict`` streams images (files or in-memory PIL images / arrays / tensors) through a
-DataLoader with the run's own evaluation pipeline -- the decoder, resize and centre crop of
+``Run.predict`` streams images (files or in-memory PIL images / arrays / tensors) through the one
+prediction path of :mod:`stylecls.evaluate.predict` -- the decoder, pre-resize and centre crop of
 ``stylecls evaluate`` -- so a folder of 100k images runs in constant memory and gives the same
-probabilities ``evaluate`` writes to ``eval/predictions.csv``. Unreadable files are skipped and
+probabilities ``evaluate`` writes to its predictions table. Unreadable files are skipped and
 rows of their own with the reason in ``error`` (and no prediction), never raised mid-stream.
 """
 
@@ -11,34 +11,28 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from stylecls.data.pixels import Pixels
 from stylecls.errors import StyleclsError
 from stylecls.runfolder import RunFolder
 
-__all__ = ["TTA", "Run", "RunSettings", "expand_paths", "load_run", "run_settings"]
-
-TTA = ("flip",)
-_DECODE_ERRORS = (RuntimeError, OSError, ValueError, Image.DecompressionBombError)
+__all__ = ["Run", "RunSettings", "expand_paths", "load_run", "run_settings"]
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What prediction and export need from a run's config.json."""
+    """What prediction and export need from a run's record."""
 
     name: str
     arch: str
@@ -58,18 +52,6 @@ def run_settings(run: RunFolder) -> RunSettings:
     return RunSettings(name=record.name or run.path.name, arch=str(record.spec.arch), block=record.spec.block,
                        img_size=pixels.img_size, pixels=pixels, classes=list(record.data.classes),
                        dataset=record.spec.dataset)
-
-
-def uint8_transform(pixels: Pixels) -> v2.Transform:
-    """Any image (PIL, HWC array, CHW tensor) -> uint8 (3, S, S): the run's pre-resize, then the
-    evaluation resize + centre crop (the pixels ``stylecls evaluate`` sees for a file)."""
-    from stylecls.data.decode import pre_resize
-    from stylecls.data.transforms import eval_transform
-
-    return v2.Compose([
-        v2.ToImage(), v2.RGB(), v2.ToDtype(torch.uint8, scale=True), v2.ToPureTensor(),
-        v2.Lambda(lambda image: pre_resize(image, pixels)), eval_transform(pixels),
-    ])
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -107,43 +89,6 @@ def expand_paths(specs: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(out))  # a file named twice is predicted once
 
 
-_Sample = tuple[Optional[torch.Tensor], int, str]  # (uint8 image or None, position, why it is None)
-
-
-class _Inputs(Dataset):
-    """Paths or in-memory images -> (uint8 image or None, position, error message)."""
-
-    def __init__(self, items: Sequence[Any], pixels: Pixels) -> None:
-        from stylecls.data.transforms import eval_transform
-
-        self.items = list(items)
-        self.pixels = pixels
-        self.transform = uint8_transform(pixels)  # in-memory images
-        self.crop = eval_transform(pixels)  # files: decoded and pre-resized by the one shared function
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> _Sample:
-        from stylecls.data.decode import decode_pixels
-
-        item = self.items[i]
-        if isinstance(item, (str, Path)):
-            try:
-                image = decode_pixels(str(item), self.pixels)
-            except _DECODE_ERRORS as e:
-                return None, i, re.sub(r"^.*?\.cpp:\d+, ", "", str(e)).strip() or type(e).__name__
-            return self.crop(image).as_subclass(torch.Tensor), i, ""
-        return self.transform(item).as_subclass(torch.Tensor), i, ""
-
-
-def _collate(samples: list[_Sample]) -> tuple[torch.Tensor, list[int], list[tuple[int, str]]]:
-    kept = [(img, i) for img, i, _ in samples if img is not None]
-    failed = [(i, why) for img, i, why in samples if img is None]
-    images = torch.stack([img for img, _ in kept]) if kept else torch.empty(0, dtype=torch.uint8)
-    return images, [i for _, i in kept], failed
-
-
 def _name(item: Any) -> str | None:
     return str(item) if isinstance(item, (str, Path)) else None
 
@@ -174,20 +119,20 @@ class Run:
     def model(self, checkpoint: str = "best", device: str | torch.device = "cpu") -> nn.Module:
         """The run's network with ``checkpoint``'s weights, in eval mode on ``device`` (loaded once)."""
         from stylecls.device import select_device
-        from stylecls.evaluate import load_model
 
         dev = select_device(str(device))
         key = (checkpoint, str(dev))
         if key not in self._models:
-            self._models[key] = load_model(self.folder, checkpoint, dev)[0]
+            self._models[key] = self.folder.build_model(checkpoint, dev)[0]
         return self._models[key]
 
     def transform(self) -> v2.Transform:
         """Image -> normalised float (3, S, S): exactly what ``stylecls evaluate`` feeds the model."""
         from stylecls.data import IMAGENET_MEAN, IMAGENET_STD
+        from stylecls.evaluate.predict import image_transform
 
         return v2.Compose([
-            uint8_transform(self.settings.pixels),
+            image_transform(self.settings.pixels),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
             v2.ToPureTensor(),
@@ -214,35 +159,31 @@ class Run:
         in ``error`` (empty for every image that was read): ``frame[frame["error"] == ""]`` are the
         predictions. ``progress(done, total)`` follows each batch.
         """
-        from stylecls.data import normalize
+        from stylecls.evaluate.predict import NonFiniteOutputs, predict_loader, probabilities
 
         items = list(images_or_paths)
         k = self._top_k(top_k)
-        if tta is not None and tta not in TTA:
-            raise StyleclsError(f"unknown --tta {tta!r}; choose one of: {', '.join(TTA)}")
         model = self.model(checkpoint, device)
         dev = next(model.parameters()).device
-        loader = DataLoader(_Inputs(items, self.settings.pixels), batch_size=batch_size, shuffle=False,
-                            num_workers=workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
+        loader = predict_loader(items, self.settings.pixels, batch_size, workers, pin_memory=dev.type == "cuda")
         kept: list[int] = []
         probs_k: list[np.ndarray] = []
         labels_k: list[np.ndarray] = []
         skipped: dict[int, str] = {}
         done = 0
-        for images, positions, failed in loader:
-            skipped.update(failed)
-            if positions:
-                x = normalize(images.to(dev, non_blocking=True))
-                p = torch.softmax(model(x).float(), dim=1)
-                if tta == "flip":
-                    p = (p + torch.softmax(model(x.flip(-1)).float(), dim=1)) / 2
-                top = p.topk(k, dim=1)
-                probs_k.append(top.values.cpu().numpy())
-                labels_k.append(top.indices.cpu().numpy())
-                kept += positions
-            done += len(positions) + len(failed)
-            if progress is not None:
-                progress(done, len(items))
+        try:
+            for batch, p in probabilities(model, loader, dev, tta):
+                skipped.update(batch.failed)
+                if len(p):
+                    top = p.topk(k, dim=1)
+                    probs_k.append(top.values.numpy())
+                    labels_k.append(top.indices.numpy())
+                    kept += batch.positions.tolist()
+                done += len(batch.positions) + len(batch.failed)
+                if progress is not None:
+                    progress(done, len(items))
+        except NonFiniteOutputs as e:
+            raise NonFiniteOutputs(f"{self.folder.checkpoint_path(checkpoint)}: {e}") from None
         return self._frame(items, kept, probs_k, labels_k, k, skipped)
 
     def _top_k(self, top_k: int) -> int:

@@ -61,6 +61,11 @@ class RunSpec:
     limit_train: int | None = None  # a seeded subset of the training rows (quick experiments)
     limit_val: int | None = None
     eval_test_every: int = 0  # record held-out accuracy every N epochs (never used for selection)
+    # a sweep's random search (stylecls.sweep.hparams): the trial whose drawn values this spec holds
+    trial: int | None = None
+    hparams_seed: int | None = None
+    # leave-one-domain-out model selection: this training domain is left out of training and validates
+    val_domain: str | None = None
 
     def resolved(self) -> RunSpec:
         """Fill every unset field from the dataset's recipe and check every value (no data is read)."""
@@ -99,6 +104,10 @@ class RunSpec:
         parts += [f"{k}{_plain(x)}" for k, x in sorted(self.block_options.items())]
         if self.test_domain:
             parts.append(self.test_domain)
+        if self.val_domain:
+            parts.append(f"val_{self.val_domain}")
+        if self.trial is not None:
+            parts.append(f"t{self.trial}")
         if self.split is not None:
             parts.append(f"split{self.split}")
         parts.append(f"s{self.seed}")
@@ -112,7 +121,8 @@ class RunSpec:
         bare = RunSpec(
             dataset=self.dataset, data_options=self.data_options, protocol=self.protocol,
             test_domain=self.test_domain, split=self.split, arch=self.arch, block=self.block,
-            block_options=self.block_options, seed=self.seed,
+            block_options=self.block_options, seed=self.seed, trial=self.trial, hparams_seed=self.hparams_seed,
+            val_domain=self.val_domain,
         )  # fmt: skip
         return bare.resolved() if self.arch is not None else bare
 
@@ -125,7 +135,9 @@ class RunSpec:
         """One line for tables: protocol, domain/split, seed."""
         where = self.test_domain or (f"split {self.split}" if self.split is not None else self.protocol)
         where = "" if where == "auto" else f" {where}"  # the dataset's own protocol: nothing to add
-        return f"{self.dataset} {self.arch}+{self.block}{where} seed {self.seed}"
+        where += f" (val {self.val_domain})" if self.val_domain else ""
+        trial = f" trial {self.trial}" if self.trial is not None else ""
+        return f"{self.dataset} {self.arch}+{self.block}{where}{trial} seed {self.seed}"
 
 
 def resolve(spec_: RunSpec) -> RunSpec:
@@ -195,6 +207,11 @@ def _check_values(spec_: RunSpec) -> None:
         ("seed", v["seed"], 0 <= v["seed"] <= MAX_SEED, f"in [0, {MAX_SEED}]"),
         ("eval-test-every", v["eval_test_every"], v["eval_test_every"] >= 0, ">= 0 (0: off)"),
     ]
+    if v["val_domain"] is not None and (v["test_domain"] is None or v["val_domain"] == v["test_domain"]):
+        rules.append(("val-domain", v["val_domain"], False, "a training domain: another than a given --test-domain"))
+    for name in ("trial", "hparams_seed"):
+        if v[name] is not None:
+            rules.append((name.replace("_", "-"), v[name], v[name] >= 0, ">= 0"))
     for name in ("limit_train", "limit_val", "split"):
         if v[name] is not None:
             rules.append((name.replace("_", "-"), v[name], v[name] >= 1, ">= 1"))

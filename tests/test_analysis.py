@@ -161,10 +161,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_style_weights_are_the_folded_cfc_weights(runs: dict[str, Path]) -> None:
-    from stylecls.evaluate import load_model
     from stylecls.runfolder import RunFolder
 
-    model, _ = load_model(RunFolder(runs["srm"]))
+    model, _ = RunFolder(runs["srm"]).build_model()
     table = style_weights(model)
     blocks = gated_blocks(model)
     assert len(table) == sum(b.cfc.shape[0] for b in blocks.values())
@@ -178,10 +177,9 @@ def test_style_weights_are_the_folded_cfc_weights(runs: dict[str, Path]) -> None
 
 def test_gate_statistics_match_hooked_gates(runs: dict[str, Path]) -> None:
     """GateStats' streamed per-domain means equal the mean of every gate value captured directly."""
-    from stylecls.evaluate import load_model
     from stylecls.runfolder import RunFolder
 
-    model, _ = load_model(RunFolder(runs["se"]))
+    model, _ = RunFolder(runs["se"]).build_model()
     n = 10
     x = torch.randn(n, 3, 16, 16)
     labels = np.arange(n) % len(CLASSES)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from stylecls.errors import StyleclsError
 from stylecls.evaluate import (
@@ -102,7 +103,7 @@ def test_select_rows_defaults_and_refusals() -> None:
     assert len(select_rows(rows, "val", "b")[0]) == 1
     with pytest.raises(StyleclsError, match="no 'test' part"):
         select_rows(rows, "test")
-    with pytest.raises(StyleclsError, match="choose one of: test, val"):
+    with pytest.raises(StyleclsError, match="unknown part 'train'.*choose one of: test, val"):
         select_rows(rows, "train")
     with pytest.raises(StyleclsError, match="domains there: a, b"):
         select_rows(rows, "val", "sketch")
@@ -167,7 +168,7 @@ def test_evaluate_val_part_and_data_root_override(evaluated: Path, tmp_path: Pat
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(StyleclsError, match="--data-root"):
         evaluate(run, device="cpu", workers=0)
-    result = evaluate(run, split="val", data_root=moved, device="cpu", workers=0, checkpoint="last")
+    result = evaluate(run, part="val", data_root=moved, device="cpu", workers=0, checkpoint="last")
     assert result.metrics["part"] == "val" and result.metrics["count"] == 6
     assert result.metrics["checkpoint"] == "last"
 
@@ -232,3 +233,72 @@ def test_a_skip_bad_run_evaluates_skipping_and_counting_unreadable_images(evalua
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(StyleclsError, match="missing"):
         evaluate(run, device="cpu", workers=0)
+
+
+def test_cli_evaluate_part_and_domain_and_their_deprecated_aliases(
+    evaluated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--part/--domain are the options; the old --split/--test-domain still work for one release, with a warning."""
+    from stylecls import cli
+
+    def run(*args: str) -> tuple[int, str, dict]:
+        monkeypatch.setattr(sys, "argv", ["stylecls", "evaluate", str(evaluated), *args, "--workers", "0",
+                                          "--device", "cpu"])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        return code, capsys.readouterr().err, json.loads((evaluated / "eval" / "metrics.json").read_text())
+
+    code, err, metrics = run("--part", "val", "--domain", "photo")
+    assert code == 0 and "deprecated" not in err
+    assert metrics["part"] == "val" and metrics["domain_filter"] == "photo" and metrics["count"] == 6
+    code, err, metrics = run("--split", "test")
+    assert code == 0 and "--split is deprecated" in err and "use --part" in err
+    assert metrics["part"] == "test" and metrics["count"] == 12
+    code, err, metrics = run("--part", "test", "--test-domain", "sketch")
+    assert code == 0 and "--test-domain is deprecated" in err and metrics["domain_filter"] == "sketch"
+    code, err, _ = run("--split", "val", "--part", "test")
+    assert code == 2 and "disagree" in err and "Traceback" not in err
+    code, err, metrics = run("--part", "test")
+    assert code == 0 and metrics["part"] == "test" and metrics["domain_filter"] is None
+
+
+def test_evaluate_python_keywords_part_and_domain_and_the_deprecated_ones(evaluated: Path) -> None:
+    result = evaluate(evaluated, part="val", domain="photo", device="cpu", workers=0)
+    assert result.metrics["part"] == "val" and result.metrics["count"] == 6
+    with pytest.warns(DeprecationWarning) as warned:
+        old = evaluate(evaluated, split="val", test_domain="photo", device="cpu", workers=0)
+    assert [str(w.message) for w in warned] == ["evaluate(split=...) is deprecated, use part=...",
+                                                "evaluate(test_domain=...) is deprecated, use domain=..."]
+    assert old.metrics == result.metrics
+    evaluate(evaluated, device="cpu", workers=0)  # leave the default evaluation for the other tests
+
+
+def test_the_prediction_dataset_reads_a_prepared_cache_to_the_same_pixels(tmp_path: Path, cache_env: Path) -> None:
+    """evaluate's rows come from the prepared cache where it holds them; in-memory images and files mix."""
+    from PIL import Image
+
+    from stylecls.data import cache
+    from stylecls.data.pixels import Pixels
+    from stylecls.evaluate import PredictDataset
+
+    run = make_run(tmp_path / "run", tmp_path / "data")
+    rows = RunFolder(run).rows()
+    paths = rows["path"].tolist()
+    (tmp_path / "data" / "photo" / "dots" / "01.png").write_bytes(b"broken")  # now unreadable, and not in the cache
+    source = {"dataset": "folder", "root": str(tmp_path / "data")}
+    on_the_fly = PredictDataset(paths, Pixels(16))
+    assert on_the_fly.cache_hits == 0
+    cache.prepare("folder", tmp_path / "data", size=16, workers=0, progress=False)
+    items = [*paths, Image.open(paths[0])]
+    cached = PredictDataset(items, Pixels(16), cache_source=source)
+    assert cached.cache_hits == len(paths) - 1
+    for i in range(len(paths)):
+        a, b = on_the_fly[i], cached[i]
+        if a[0] is None:
+            assert b[0] is None and a[2] == b[2] and b[2]
+        else:
+            assert torch.equal(a[0], b[0]) and a[1:] == b[1:] == (i, "")
+    assert torch.equal(cached[len(paths)][0], on_the_fly[0][0])  # the PIL image of the first file: same pixels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylecls import cli
+from stylecls import cli, load_run
 from stylecls.errors import StyleclsError
 from stylecls.export import TOLERANCE, export_model, export_run, read_metadata
 
@@ -49,8 +50,6 @@ def test_export_agrees_with_pytorch_at_any_batch(tmp_path: Path, block: str, fmt
     assert result.path.parent == run / "export" and result.path.is_file()
     assert result.max_abs_diff <= TOLERANCE and result.checked_on == "3 real images"
     assert [p.name for p in result.path.parent.iterdir()] == [result.path.name]  # no temporary file left
-
-    from stylecls import load_run
 
     model = load_run(run).model()
     x = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 + 0.5  # a batch never seen
@@ -117,3 +116,76 @@ def test_cli_export_bad_input_exits_2(
     assert _cli(monkeypatch, "export", run, "--format", "onnx") == 2
     err = capsys.readouterr().err
     assert 'pip install "stylecls[export]"' in err and "Traceback" not in err
+
+
+def test_export_refuses_to_overwrite_any_file_of_a_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path / "run", tmp_path / "data", block="srm")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    (tmp_path / "link.pt").symlink_to(run / "last.pt")
+    for out in (run / "best.pt", run / "config.json", run / "export" / ".." / "split.csv", tmp_path / "link.pt"):
+        assert _cli(monkeypatch, "export", run, "--format", "torchscript", "--out", out) == 2
+        err = capsys.readouterr().err
+        assert "would overwrite" in err and "of the run folder" in err and "Traceback" not in err
+    assert _cli(monkeypatch, "export", run, "--format", "torchscript", "--out", run) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # nothing touched
+    with pytest.raises(StyleclsError, match="would overwrite best.pt"):
+        export_model(load_run(run).model(), run / "best.pt", "torchscript", torch.randn(1, 3, 16, 16))
+    # a new file in the run folder, and an earlier export under RUN/export/, may be written
+    assert _cli(monkeypatch, "export", run, "--format", "torchscript", "--out", run / "model.torchscript.pt") == 0
+    for _ in range(2):
+        assert _cli(monkeypatch, "export", run, "--format", "torchscript") == 0
+    assert (run / "export" / "best.torchscript.pt").is_file()
+
+
+def _readme_export_block() -> str:
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"### Export\n.*?```python\n(.*?)```", text, re.S)
+    assert block, "README's Export section has no python block"
+    return block.group(1)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs stylecls[export]")
+def test_the_metadata_alone_reproduces_stylecls_predict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's recipe (torchvision + onnxruntime, nothing of stylecls) gives predict's probabilities."""
+    from PIL import Image
+
+    run = make_run(tmp_path / "runs" / "demo-srm", tmp_path / "data", block="srm")
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)).save(tmp_path / "photo.png")  # not square
+    export_run(run, "onnx")
+    expected = load_run(run).predict([tmp_path / "photo.png"], top_k=len(CLASSES)).iloc[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(_readme_export_block(), "README.md", "exec"), scope)  # noqa: S102 - the README's own snippet
+    probs = torch.softmax(torch.as_tensor(scope["logits"]), dim=1)[0]
+    assert scope["classes"] == CLASSES
+    for j in range(1, len(CLASSES) + 1):
+        assert float(probs[CLASSES.index(expected[f"class_{j}"])]) == pytest.approx(expected[f"prob_{j}"], abs=1e-5)
+    pre = read_metadata(run / "export" / "best.onnx")["preprocessing"]
+    assert (pre["pre_resize"], pre["pre_resize_side"], pre["resize_shorter_side"], pre["center_crop"]) == (
+        "1.125x", 18, 18, 16)
+    assert pre["interpolation"] == "bilinear" and pre["antialias"] is True
+    assert pre["std"] == pytest.approx([0.229, 0.224, 0.225]) and "centre-crop 16x16" in pre["steps"]
+
+
+def test_preprocess_applies_the_metadata_as_predict_does(tmp_path: Path) -> None:
+    from torchvision.io import decode_image
+
+    from stylecls.data import normalize
+    from stylecls.data.pixels import Pixels
+    from stylecls.evaluate import predict_loader
+    from stylecls.export import preprocess
+
+    run = make_run(tmp_path / "run", tmp_path / "data", block="none")
+    result = export_run(run, "torchscript", img_size=24)
+    meta = read_metadata(result.path)
+    pre = meta["preprocessing"]
+    assert meta["img_size"] == 24 and (pre["pre_resize_side"], pre["resize_shorter_side"], pre["center_crop"]) == (
+        27, 27, 24)
+    path = tmp_path / "data" / "sketch" / "waves" / "01.png"
+    x = preprocess(decode_image(str(path)), meta)
+    batch = next(iter(predict_loader([path], Pixels(24))))
+    torch.testing.assert_close(x, normalize(batch.images), rtol=0, atol=1e-6)

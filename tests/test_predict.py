@@ -224,3 +224,122 @@ def test_cli_top_k_above_the_class_count_is_clamped_with_a_note(
                    "--workers", "0") == 0
     assert "--top-k 9 > the run's 3 classes" in capsys.readouterr().err
     assert "class_3" in pd.read_csv(out).columns and "class_4" not in pd.read_csv(out).columns
+
+
+# --- hardening: formats, huge images, diverged models ----------------------------------------------------
+
+
+def _probs(frame: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """The full probability vector of each row (class order), from a frame with top_k = len(classes)."""
+    out = np.zeros((len(frame), len(classes)))
+    for j in range(1, len(classes) + 1):
+        for r, (cls, p) in enumerate(zip(frame[f"class_{j}"], frame[f"prob_{j}"], strict=True)):
+            out[r, classes.index(cls)] = p
+    return out
+
+
+def test_pil_images_of_any_mode_predict_as_their_files(fake_run: Path, tmp_path: Path) -> None:
+    """RGBA, LA, CMYK, a palette with transparency and 16-bit grey: the PIL image and its file agree."""
+    from PIL import Image
+
+    from stylecls import load_run
+
+    rng = np.random.default_rng(1)
+    rgb = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    grey16 = Image.fromarray(rng.integers(0, 65536, (30, 40), dtype=np.uint16))
+    images = {
+        "rgba.png": Image.fromarray(rng.integers(0, 256, (30, 40, 4), dtype=np.uint8), "RGBA"),
+        "la.png": Image.fromarray(rng.integers(0, 256, (30, 40, 2), dtype=np.uint8), "LA"),
+        "cmyk.jpg": rgb.convert("CMYK"),
+        "palette.png": palette,
+        "grey16.png": grey16,
+    }
+    paths = []
+    for name, image in images.items():
+        image.save(tmp_path / name, **({"transparency": 3} if name == "palette.png" else {}))
+        paths.append(str(tmp_path / name))
+    opened = [Image.open(p) for p in paths]
+    assert [im.mode for im in opened] == ["RGBA", "LA", "CMYK", "P", "I;16"]
+    assert "transparency" in opened[3].info
+    run = load_run(fake_run)
+    frame = run.predict(paths + opened, top_k=3)
+    assert (frame["error"] == "").all()
+    probs = _probs(frame, run.classes)
+    np.testing.assert_allclose(probs[: len(paths)], probs[len(paths) :], rtol=0, atol=1e-6)
+
+
+def test_an_animated_gif_predicts_its_first_frame(fake_run: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from stylecls import load_run
+
+    rng = np.random.default_rng(2)
+    frames = [Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with Image.open(tmp_path / "anim.gif") as gif:
+        assert gif.n_frames == 3
+        gif.convert("RGB").save(tmp_path / "first.png")  # what PIL shows of it: frame 0
+        gif.seek(1)
+        gif.convert("RGB").save(tmp_path / "second.png")
+    run = load_run(fake_run)
+    frame = run.predict([tmp_path / "anim.gif", tmp_path / "first.png", tmp_path / "second.png"], top_k=3)
+    assert (frame["error"] == "").all()
+    probs = _probs(frame, run.classes)
+    np.testing.assert_allclose(probs[0], probs[1], rtol=0, atol=1e-6)
+    assert np.abs(probs[0] - probs[2]).max() > 1e-6  # not the second frame (the frames are different images)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR claiming ``width`` x ``height`` RGB pixels, with no pixel data at all."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + chunk + end
+
+
+def test_images_above_the_pixel_limit_are_refused_with_a_reason(
+    fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from stylecls import load_run
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header(20000, 20000))  # 400 M pixels claimed in 57 bytes
+    small = tmp_path / "data" / "sketch" / "dots" / "00.png"  # 20 x 20
+    run = load_run(fake_run)
+    frame = run.predict([bomb, small], top_k=1)
+    assert "too large to decode safely" in frame.loc[0, "error"] and frame.loc[1, "error"] == ""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # 400 px: between the limit and twice it
+    frame = run.predict([small], top_k=1)
+    assert frame.loc[0, "error"].startswith("the image is too large to decode safely (20x20 = 400 pixels")
+    assert "Pillow's MAX_IMAGE_PIXELS" in frame.loc[0, "error"]
+
+
+def _diverge(run: Path) -> None:
+    """Write NaN into best.pt's classifier, as a training run at --lr 1e9 leaves it."""
+    state = torch.load(run / "best.pt", weights_only=True)
+    key = next(k for k in state["model"] if k.endswith("weight") and state["model"][k].ndim == 2)
+    state["model"][key] = torch.full_like(state["model"][key], float("nan"))
+    torch.save(state, run / "best.pt")
+
+
+def test_nan_outputs_are_one_clear_error_not_unreadable_images(
+    fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stylecls import load_run
+    from stylecls.evaluate import NonFiniteOutputs, evaluate
+
+    _diverge(fake_run)
+    with pytest.raises(NonFiniteOutputs, match=r"best\.pt: the model's outputs are not finite \(NaN or inf\)"):
+        load_run(fake_run).predict([tmp_path / "data" / "sketch" / "dots" / "00.png"], top_k=1)
+    with pytest.raises(NonFiniteOutputs, match="the checkpoint is unusable"):
+        evaluate(fake_run, device="cpu", workers=0)
+    for command in (["predict", fake_run, tmp_path / "data" / "sketch"], ["evaluate", fake_run]):
+        assert run_cli(monkeypatch, *command, "--workers", "0", "--device", "cpu") == 2
+        err = capsys.readouterr().err
+        assert "not finite" in err and "unreadable" not in err and "Traceback" not in err

@@ -285,7 +285,7 @@ def test_torchrun_two_processes_on_gloo(demo_env: Path, tmp_path: Path) -> None:
     # single-process accuracy of last.pt on the same 40 validation images
     from stylecls.evaluate import evaluate
 
-    result = evaluate(run, "last", split="val", device="cpu", batch_size=16)
+    result = evaluate(run, "last", part="val", device="cpu", batch_size=16)
     assert result.metrics["count"] == 40
     assert metrics["val_acc"].iloc[-1] == pytest.approx(result.metrics["top1"], abs=1e-6)
 

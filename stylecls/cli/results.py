@@ -22,16 +22,28 @@ from stylecls.cli.app import (
 from stylecls.errors import StyleclsError
 
 
+def _renamed(old: str, new: str, value: Optional[str], current: Optional[str]) -> Optional[str]:
+    """A deprecated option's value, with a warning on stderr (kept one release after the rename)."""
+    if value is None:
+        return current
+    err_console.print(f"warning: evaluate {old} is deprecated and will be removed; use {new}", highlight=False)
+    if current is not None and current != value:
+        raise StyleclsError(f"{old} {value} and {new} {current} disagree; pass {new} only")
+    return value
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="Run folder (made by `stylecls train`)."),
     checkpoint: str = CheckpointOpt,
-    split: Optional[str] = typer.Option(None, "--split", help="Part to report: test (default when present) or val."),
-    test_domain: Optional[str] = typer.Option(None, "--test-domain", help="Report on this domain of the part only."),
+    part: Optional[str] = typer.Option(None, "--part", help="Part to report: test (default when present) or val."),
+    domain: Optional[str] = typer.Option(None, "--domain", help="Report on this domain of the part only."),
     data_root: Optional[Path] = EvalDataRootOpt,
     device: str = DeviceOpt,
     batch_size: int = BatchOpt,
     workers: int = WorkersOpt,
+    split: Optional[str] = typer.Option(None, "--split", hidden=True, help="Deprecated: --part."),
+    test_domain: Optional[str] = typer.Option(None, "--test-domain", hidden=True, help="Deprecated: --domain."),
 ) -> None:
     """Per-class accuracy, confusion matrix, domain gap and mistakes of a run, written to RUN/eval/."""
     from rich.progress import Progress
@@ -39,11 +51,13 @@ def evaluate_cmd(
 
     from stylecls.evaluate import evaluate
 
+    part = _renamed("--split", "--part", split, part)
+    domain = _renamed("--test-domain", "--domain", test_domain, domain)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("evaluating", total=None)
         result = evaluate(
-            run, checkpoint, split, test_domain, data_root, device, batch_size, workers,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            run, checkpoint, part=part, domain=domain, data_root=data_root, device=device, batch_size=batch_size,
+            workers=workers, progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     m = result.metrics
     where = m["part"] + (f", domain {m['domain_filter']}" if m["domain_filter"] else "")

@@ -126,6 +126,7 @@ def sweep_cmd(
     """
     from stylecls.sweep import launcher as make_launcher
     from stylecls.sweep import run_sweep
+    from stylecls.sweep.launchers import Interrupted
 
     if list_presets:
         _list_presets()
@@ -145,11 +146,18 @@ def sweep_cmd(
     if launcher == "slurm" and not dry_run:
         chosen.executor(out / "logs" / "slurm")  # type: ignore[attr-defined]  # fails now if submitit is missing
     plan = _plan(values, out, {"name": launcher, **options})
-    result = run_sweep(plan, chosen, console, dry_run=dry_run)
+    try:
+        result = run_sweep(plan, chosen, console, dry_run=dry_run)
+    except Interrupted as e:
+        console.print(f"[yellow]sweep stopped ({e})[/]: its runs are interrupted; re-run the same command to "
+                      "resume them", highlight=False)
+        raise typer.Exit(e.exit_code) from None
     if result.failed:
         console.print(f"[red]{len(result.failed)} run(s) failed[/]: {', '.join(result.failed)}; fix and re-run "
                       "the same command to resume them", highlight=False)
         raise typer.Exit(1)
+    if result.comparison is not None and not dry_run:
+        raise typer.Exit(1)  # the runs are done, but no comparison describes them
 
 
 @app.command("status")

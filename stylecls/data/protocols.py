@@ -2,7 +2,9 @@
 
 - ``single``: the catalogue's own train/val/test split (DTD, WikiArt, folders).
 - ``lodo`` (leave one domain out, DomainBed's protocol): train and select on the other domains'
-  train/val rows, test on every image of the held-out domain.
+  train/val rows, test on every image of the held-out domain. With a ``val_domain`` (leave-one-domain-out
+  model selection), that training domain is left out too: every image of it validates, the others train,
+  and the test domain is not used at all (such a run has no test part; selection never sees it).
 - ``multi-domain`` (the paper's Office-Home task): all domains together. Multi-domain catalogues
   hold train/val (80/20) per domain, so the held-out 20% becomes the test part and a seeded,
   stratified eighth of the training rows becomes the val part (70/10/20 overall).
@@ -22,7 +24,8 @@ PROTOCOLS = ("auto", "single", "lodo", "multi-domain")
 
 
 def protocol_parts(
-    frame: pd.DataFrame, protocol: str = "auto", test_domain: str | None = None, seed: int | None = None
+    frame: pd.DataFrame, protocol: str = "auto", test_domain: str | None = None, seed: int | None = None,
+    val_domain: str | None = None,
 ) -> pd.DataFrame:
     """A copy of ``frame`` with a ``part`` column (train/val/test) for ``protocol``."""
     if protocol not in PROTOCOLS:
@@ -49,6 +52,8 @@ def protocol_parts(
             raise StyleclsError(f"domain {test_domain!r} has no images in this copy")
         out["part"] = np.where(held, "test", out["split"])
         out.loc[~held & (out["split"] == "test"), "part"] = "test_in_domain"
+        if val_domain is not None:
+            _leave_out(out, domains, test_domain, val_domain)
         out = out[out["part"] != "test_in_domain"]
     elif protocol == "multi-domain":
         if (out["split"] == "test").any():
@@ -61,6 +66,8 @@ def protocol_parts(
             strata = (out["domain"] + "/" + out["class_name"]).to_numpy()[train]
             held = seeded_split(keys, strata, {"val": 1 / 8}, seed)
             out.iloc[train, out.columns.get_loc("part")] = held
+    elif val_domain is not None:
+        raise StyleclsError(f"a validation domain only applies to the lodo protocol, not {protocol!r}")
     else:  # single
         if not (out["split"] == "test").any():
             raise StyleclsError(
@@ -70,13 +77,27 @@ def protocol_parts(
         out["part"] = out["split"]
     out = out.reset_index(drop=True)
     counts = out["part"].value_counts()
-    for part in ("train", "val", "test"):
+    for part in ("train", "val", "test") if val_domain is None else ("train", "val"):
         if counts.get(part, 0) == 0:
             info.setdefault("warnings", []).append(f"protocol {protocol}: the {part} part is empty")
     info.update(
         protocol=protocol,
         test_domain=test_domain,
+        **({"val_domain": val_domain} if val_domain is not None else {}),
         parts={p: int(counts.get(p, 0)) for p in ("train", "val", "test")},
     )
     out.attrs["info"] = info
     return out
+
+
+def _leave_out(out: pd.DataFrame, domains: list[str], test_domain: str, val_domain: str) -> None:
+    """Leave-one-domain-out selection: every row of ``val_domain`` validates; the other training domains'
+    validation rows and the test domain are dropped (their training rows train, as in the run this one
+    selects for)."""
+    if val_domain not in domains or val_domain == test_domain:
+        raise unknown_name("validation domain", val_domain, [d for d in domains if d != test_domain])
+    if len(domains) < 3:
+        raise StyleclsError("leaving a training domain out for validation needs 3 domains or more")
+    left = out["domain"] == val_domain
+    out.loc[left, "part"] = "val"
+    out.loc[~left & out["part"].isin(["val", "test"]), "part"] = "test_in_domain"  # dropped below

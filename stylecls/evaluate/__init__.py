@@ -1,6 +1,7 @@
 """Evaluation: predictions of a run's model -> metrics, per-class tables, confusion matrices, domain gaps.
 
-``predict`` runs a model over rows of images, ``metrics`` holds the pure functions from labels and
+``predict`` is the one prediction path (dataset, transform, collate, loader, softmax) shared with
+``stylecls predict`` and the style tests, ``metrics`` holds the pure functions from labels and
 predictions to numbers (scikit-learn does the arithmetic), ``run`` is ``stylecls evaluate``'s
 orchestration over a run folder; the figures live in :mod:`stylecls.plotting`.
 """
@@ -14,26 +15,46 @@ from stylecls.evaluate.metrics import (
     per_class_table,
     per_domain_table,
 )  # fmt: skip
-from stylecls.evaluate.predict import load_model, predict, predictions_frame
-from stylecls.evaluate.run import PARTS, EvalResult, evaluate, held_out_rows, run_pixels, run_rows, select_rows
+from stylecls.evaluate.predict import (
+    NonFiniteOutputs,
+    PredictDataset,
+    image_transform,
+    predict,
+    predict_loader,
+    predictions_frame,
+    probabilities,
+)  # fmt: skip
+from stylecls.evaluate.run import (
+    EVALUATED_PARTS,
+    EvalResult,
+    evaluate,
+    held_out_rows,
+    run_pixels,
+    run_rows,
+    select_rows,
+)  # fmt: skip
 from stylecls.plotting import plot_confusion, plot_mistakes
 
 __all__ = [
-    "PARTS",
+    "EVALUATED_PARTS",
     "EvalResult",
+    "NonFiniteOutputs",
+    "PredictDataset",
     "classification_metrics",
     "confusion_table",
     "domain_gap",
     "evaluate",
     "held_out_rows",
-    "load_model",
+    "image_transform",
     "per_class_domain_table",
     "per_class_table",
     "per_domain_table",
     "plot_confusion",
     "plot_mistakes",
     "predict",
+    "predict_loader",
     "predictions_frame",
+    "probabilities",
     "run_pixels",
     "run_rows",
     "select_device",

@@ -17,6 +17,7 @@ skipped and counted (``skipped`` in metrics.json), never silently.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +37,12 @@ from stylecls.evaluate.metrics import (
     per_class_table,
     per_domain_table,
 )  # fmt: skip
-from stylecls.evaluate.predict import predict, predictions_frame
+from stylecls.evaluate.predict import NonFiniteOutputs, predict, predictions_frame
 from stylecls.plotting import plot_confusion, plot_mistakes
 from stylecls.runfolder import RunFolder, write_json
 
-PARTS = ("test", "val")
+#: the parts of a run ``evaluate --part`` reports on (training rows are never reported)
+EVALUATED_PARTS = ("test", "val")
 
 
 @dataclass
@@ -82,76 +84,92 @@ def run_pixels(run: RunFolder) -> Pixels:
 
 
 def select_rows(
-    rows: pd.DataFrame, part: str | None = None, test_domain: str | None = None
+    rows: pd.DataFrame, part: str | None = None, domain: str | None = None
 ) -> tuple[pd.DataFrame, str]:
     """The rows to report on and the part they come from.
 
     ``part=None`` means the test part, or the validation part where a run has no test part.
-    ``test_domain`` keeps one domain of that part.
+    ``domain`` keeps one domain of that part (a filter; the run's held-out domain is its spec's ``test_domain``).
     """
     parts = set(rows["part"])
     if part is None:
         part = "test" if "test" in parts else "val"
-    elif part not in PARTS:
-        raise unknown_name("split", part, PARTS)
+    elif part not in EVALUATED_PARTS:
+        raise unknown_name("part", part, EVALUATED_PARTS)
     chosen = rows[rows["part"] == part]
     if chosen.empty:
         raise StyleclsError(f"this run has no {part!r} part; parts present: {', '.join(sorted(parts))}")
-    if test_domain is not None:
+    if domain is not None:
         present = sorted(set(chosen["domain"]))
-        if test_domain not in present:
+        if domain not in present:
             raise StyleclsError(
-                f"domain {test_domain!r} has no images in the {part!r} part of this run; "
+                f"domain {domain!r} has no images in the {part!r} part of this run; "
                 f"domains there: {', '.join(present)}"
             )
-        chosen = chosen[chosen["domain"] == test_domain]
+        chosen = chosen[chosen["domain"] == domain]
     return chosen, part
 
 
-def held_out_rows(rows: pd.DataFrame, test_domain: str | None = None) -> pd.DataFrame:
+def held_out_rows(rows: pd.DataFrame, domain: str | None = None) -> pd.DataFrame:
     """Test-part rows of domains the model never trained on (optionally one of them)."""
     train_domains = set(rows.loc[rows["part"] == "train", "domain"])
     held = rows[(rows["part"] == "test") & ~rows["domain"].isin(train_domains)]
-    if test_domain is not None:
-        held = held[held["domain"] == test_domain]
+    if domain is not None:
+        held = held[held["domain"] == domain]
     return held
 
 
-def _rows_to_predict(rows: pd.DataFrame, part: str, test_domain: str | None) -> pd.DataFrame:
+def _rows_to_predict(rows: pd.DataFrame, part: str, domain: str | None) -> pd.DataFrame:
     """The reported part, plus the validation part when the run has a held-out domain (domain gap)."""
     needed = rows["part"] == part
-    if test_domain is not None:
-        needed &= rows["domain"] == test_domain
-    held = held_out_rows(rows, test_domain)
+    if domain is not None:
+        needed &= rows["domain"] == domain
+    held = held_out_rows(rows, domain)
     if not held.empty:
         needed |= rows["part"] == "val"
         needed |= rows.index.isin(held.index)
     return rows[needed].reset_index(drop=True)
 
 
+def _deprecated(old: str, new: str, value: str | None, current: str | None) -> str | None:
+    """The value of a renamed keyword (``split`` -> ``part``, ``test_domain`` -> ``domain``), with a warning."""
+    if value is None:
+        return current
+    warnings.warn(f"evaluate({old}=...) is deprecated, use {new}=...", DeprecationWarning, stacklevel=3)
+    if current is not None and current != value:
+        raise StyleclsError(f"{old}={value!r} and {new}={current!r} disagree; pass {new} only")
+    return value
+
+
 def evaluate(
     run: str | Path | RunFolder,
     checkpoint: str = "best",
-    split: str | None = None,
-    test_domain: str | None = None,
+    part: str | None = None,
+    domain: str | None = None,
     data_root: str | Path | None = None,
     device: str = "auto",
     batch_size: int = 128,
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    split: str | None = None,
+    test_domain: str | None = None,
 ) -> EvalResult:
-    """Evaluate a run folder and write ``RUN/eval/`` (see the module docstring).
+    """Evaluate ``checkpoint`` of a run folder on ``part`` (test, or val where there is no test part),
+    optionally on one ``domain`` of it, and write ``RUN/eval/`` (see the module docstring).
 
     The model runs once over the union of the rows needed. ``progress(done, total)`` is called
-    after each batch.
+    after each batch. ``split`` and ``test_domain`` are the deprecated names of ``part`` and ``domain``.
     """
+    part = _deprecated("split", "part", split, part)
+    domain = _deprecated("test_domain", "domain", test_domain, domain)
     run = run if isinstance(run, RunFolder) else RunFolder(run)
     record = run.record()
     spec, classes = record.spec, record.data.classes
     rows = run_rows(run, data_root)
-    chosen, part = select_rows(rows, split, test_domain)
+    chosen, part = select_rows(rows, part, domain)
     train_domains = set(rows.loc[rows["part"] == "train", "domain"])
-    union = _rows_to_predict(rows, part, test_domain)
+    union = _rows_to_predict(rows, part, domain)
 
     dev = select_device(device)
     model, state = run.build_model(checkpoint, dev)
@@ -165,15 +183,18 @@ def evaluate(
 
     pixels = run_pixels(run)
     source = {"dataset": spec.dataset, "root": str(data_root) if data_root is not None else record.data.root}
-    probs = predict(model, union, pixels.img_size, dev, batch_size, workers, progress=advance,
-                    skip_bad=spec.skip_bad, pixels=pixels, cache_source=source)
+    try:
+        probs = predict(model, union, pixels.img_size, dev, batch_size, workers, progress=advance,
+                        skip_bad=spec.skip_bad, pixels=pixels, cache_source=source)
+    except NonFiniteOutputs as e:
+        raise NonFiniteOutputs(f"{run.checkpoint_path(checkpoint)}: {e}") from None
     read = ~np.isnan(probs).any(axis=1)
     skipped = union.loc[~read, "path"].tolist()
     union, probs = union[read].reset_index(drop=True), probs[read]
     preds = predictions_frame(union, probs, classes)
-    mask = (preds["part"] == part).to_numpy()
-    if test_domain is not None:
-        mask &= (preds["domain"] == test_domain).to_numpy()
+    mask = (preds["part"] == part).to_numpy(copy=True)
+    if domain is not None:
+        mask &= (preds["domain"] == domain).to_numpy()
     ev, ev_probs = preds[mask], probs[mask]
     if ev.empty:
         raise StyleclsError(f"none of the {len(chosen):,} images of the {part!r} part could be read")
@@ -184,7 +205,7 @@ def evaluate(
         "epoch": state.get("epoch"),
         "part": part,
         "test_domain": spec.test_domain,  # the run's held-out domain (leave-one-domain-out)
-        "domain_filter": test_domain,  # evaluate --test-domain: the one domain of the part reported here
+        "domain_filter": domain,  # evaluate --domain: the one domain of the part reported here
         **classification_metrics(ev["label"].to_numpy(), ev_probs),
         "skipped": len(skipped),
         "skipped_paths": skipped[:20],
@@ -200,11 +221,11 @@ def evaluate(
         per_domain.to_csv(out / "per_domain.csv", index=False)
         per_class_domain_table(preds, classes).to_csv(out / "per_class_domain.csv")
         metrics["per_domain"] = {f"{r.domain} ({r.part})": float(r.accuracy) for r in per_domain.itertuples()}
-        metrics.update(domain_gap(preds, train_domains, test_domain))
+        metrics.update(domain_gap(preds, train_domains, domain))
     preds.to_csv(out / "predictions.csv", index=False)
     per_class.to_csv(out / "per_class.csv")
     confusion.to_csv(out / "confusion.csv")
-    where = f"{part}" + (f", {test_domain}" if test_domain else "")
+    where = f"{part}" + (f", {domain}" if domain else "")
     title = f"{spec.arch} + {spec.block} on {spec.dataset} ({where}): top-1 {metrics['top1']:.1%}"
     plot_confusion(confusion, out / "confusion.png", title)
     if plot_mistakes(ev, pixels, out / "mistakes.png") is None:

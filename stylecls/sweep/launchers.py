@@ -9,11 +9,14 @@ cores does not make each run fight for both. On GPUs it gives each run its own G
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -25,9 +28,46 @@ from stylecls.errors import StyleclsError
 from stylecls.spec import RunSpec
 from stylecls.sweep.plan import SweepPlan
 
-__all__ = ["LAUNCHERS", "Launcher", "LocalLauncher", "SlurmLauncher", "cpu_budget", "launcher", "log_tail"]
+__all__ = [
+    "LAUNCHERS", "Interrupted", "Launcher", "LocalLauncher", "SlurmLauncher", "cpu_budget", "launcher", "log_tail",
+]  # fmt: skip
 
 TAIL_LINES = 15
+STOP_GRACE_S = 60.0  # how long stopped runs get to finish their step and record "interrupted"
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM reached the sweep; its runs were asked to stop and record where they are."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` while the launcher waits on its runs (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        for s in (signal.SIGINT, signal.SIGTERM):  # the runs are being stopped: a second signal must not cut that
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 class Launcher(Protocol):
@@ -113,7 +153,7 @@ class LocalLauncher:
         free, queue = self.slots(plan.runtime.device), deque(s.run_name() for s in runs)
         running: dict[str, tuple[subprocess.Popen[bytes], dict[str, str], IO[bytes]]] = {}
         done, failed = 0, []
-        with _progress(console) as bar:
+        with _progress(console) as bar, _signals_raise():
             task = bar.add_task(_counts(0, 0, 0), total=len(queue))
             try:
                 while queue or running:
@@ -135,7 +175,10 @@ class LocalLauncher:
                             _report_failure(bar.console, name, proc.returncode, log_path(plan, name))
                         bar.advance(task)
                     bar.update(task, description=_counts(done, len(running), len(failed)))
-            except BaseException:  # Ctrl-C: the runs got it too and keep last.pt; wait for them to save
+            except (Interrupted, KeyboardInterrupt):
+                bar.console.print(f"[yellow]stopping[/] {len(running)} run(s): each records where it is "
+                                  f"(last.pt keeps its last finished epoch); re-run the same command to resume",
+                                  highlight=False)
                 _stop(running)
                 raise
         return failed
@@ -148,7 +191,10 @@ class LocalLauncher:
         log.flush()
         child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         child_env.pop("STYLECLS_SWEEP_WORKERS", None)
-        proc = subprocess.Popen(self.command(plan, name, env), stdout=log, stderr=subprocess.STDOUT, env=child_env)
+        # a session of its own: a terminal's Ctrl-C reaches the sweep only, which stops each run with one SIGTERM
+        # (a second signal while a run records "interrupted" would cut that write short)
+        proc = subprocess.Popen(self.command(plan, name, env), stdout=log, stderr=subprocess.STDOUT, env=child_env,
+                                start_new_session=True)
         return proc, env, log
 
 
@@ -162,8 +208,9 @@ def _visible_gpus() -> list[str]:
     return ids[: torch.cuda.device_count()]
 
 
-def _stop(running: dict[str, Any], grace_s: float = 30.0) -> None:
-    """Let interrupted runs write last.pt; SIGTERM any that did not get the terminal's Ctrl-C."""
+def _stop(running: dict[str, Any], grace_s: float = STOP_GRACE_S) -> None:
+    """One SIGTERM to every run (it stops after its current step and records "interrupted"), then wait
+    (the signal handler ignores further signals meanwhile). A run still going after ``grace_s`` is killed."""
     for proc, _, _ in running.values():
         if proc.poll() is None:
             proc.terminate()
@@ -173,6 +220,7 @@ def _stop(running: dict[str, Any], grace_s: float = 30.0) -> None:
             proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
         log.close()
 
 
@@ -199,6 +247,10 @@ class SlurmLauncher:
         except ImportError:
             raise StyleclsError('the slurm launcher needs submitit: pip install "stylecls[slurm]" '
                                 '(from a clone: pip install -e ".[slurm]")') from None
+        if self.cluster is None and shutil.which("sbatch") is None:  # submitit would quietly run the jobs here
+            raise StyleclsError("--launcher slurm needs SLURM, but sbatch is not on PATH here; run it on the cluster's "
+                                "login node, or use --launcher local (or --slurm-cluster local: submitit's "
+                                "local executor)")
         executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": self.time_min, "name": "stylecls-sweep"}
         if self.cluster != "local":  # the local executor would try to share GPUs it does not have

@@ -32,6 +32,17 @@ class SweepPlan:
     specs: list[RunSpec]
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     launcher: Mapping[str, Any] = field(default_factory=dict)  # name, jobs and the launcher's options
+    search: Mapping[str, Any] = field(default_factory=dict)  # hparams, trials, hparams_seed, selection
+
+    @property
+    def lodo_selection_runs(self) -> list[RunSpec]:
+        """The runs that only serve leave-one-domain-out model selection (a training domain left out)."""
+        return [s for s in self.specs if s.val_domain is not None]
+
+    def describe(self) -> str:
+        """"12 runs" or "48 runs (36 for lodo selection)"."""
+        extra = len(self.lodo_selection_runs)
+        return f"{len(self.specs)} runs" + (f" ({extra} for lodo selection)" if extra else "")
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self.out / spec.run_name()
@@ -54,6 +65,9 @@ class SweepPlan:
     def check_out(self) -> None:
         """Refuse (before anything starts) an ``out`` whose folder of a planned run holds another spec."""
         clashes = []
+        if files := [self.run_dir(s).name for s in self.specs if self.run_dir(s).is_file()]:
+            raise StyleclsError(f"{self.out} holds files where this sweep's run folders go: {', '.join(files[:3])}"
+                                f"{' ...' if len(files) > 3 else ''}; move them away or pick another --out")
         for spec in self.specs:
             path = self.run_dir(spec)
             if (path / CONFIG).is_file():
@@ -76,6 +90,7 @@ class SweepPlan:
             "written": now(),
             "launcher": dict(self.launcher),
             "runtime": self.runtime.to_dict(),
+            "search": dict(self.search),
             "runs": [{"name": s.run_name(), "spec": s.to_dict()} for s in self.specs],
         })  # fmt: skip
 
@@ -86,8 +101,14 @@ class SweepPlan:
             values = json.loads(path.read_text())
             specs = [RunSpec.from_dict(r["spec"]) for r in values["runs"]]
             runtime = RuntimeOptions.from_dict(values.get("runtime", {}))
+            launcher, search = dict(values.get("launcher", {})), dict(values.get("search", {}))
         except FileNotFoundError:
             raise StyleclsError(f"{out} is not a sweep folder: it has no {MANIFEST}") from None
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StyleclsError(f"cannot read {path}: {e}") from None
-        return cls(Path(out), specs, runtime, values.get("launcher", {}))
+        except IsADirectoryError:
+            raise StyleclsError(f"{path} is a folder, not a sweep's record") from None
+        except StyleclsError as e:
+            raise StyleclsError(f"{path} is damaged: {e}; re-run the sweep command to write it again") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            what = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise StyleclsError(f"{path} is damaged ({what}); re-run the sweep command to write it again") from None
+        return cls(Path(out), specs, runtime, launcher, search)

@@ -1,12 +1,15 @@
 """One run of a sweep, in its own process: ``python -m stylecls.sweep.worker OUT NAME [--threads N]``.
 
 Brings the run to ``done`` (skip / resume / start, :func:`stylecls.train.run_spec`), then evaluates
-it once (``eval/``). Exit codes: 0 done, 2 bad input, 130/143/138 interrupted (``last.pt`` kept), 1 failed.
+it once (``eval/``): on its test part, or for a run of leave-one-domain-out selection (``val_domain``, no
+test part) on its validation part, the left-out training domain that selection reads.
+Exit codes: 0 done, 2 bad input, 130/143/138 interrupted (``last.pt`` kept), 1 failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +34,7 @@ def run_one(out: str | Path, name: str, threads: int | None = None, workers: int
     )  # fmt: skip
     path = run_spec(spec, runtime, plan.run_dir(spec))
     if is_main_process() and not evaluated(path):
-        result = evaluate(path, device=runtime.device, workers=0)
+        result = evaluate(path, device=runtime.device, workers=0)  # test, or val where there is none
         print(f"evaluated {path}: top-1 {result.metrics['top1']:.1%}", flush=True)
     return path
 
@@ -45,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads for this run")
     parser.add_argument("--workers", type=int, default=None, help="data-loading processes for this run")
     args = parser.parse_args(argv)
+
+    def stop(signum: int, frame: object) -> None:  # outside training too: an exception, so no write is cut short
+        raise Preempted(signum)
+
+    signal.signal(signal.SIGTERM, stop)  # training catches it itself and stops after the current step
     try:
         run_one(args.out, args.name, args.threads, args.workers)
     except StyleclsError as e:

@@ -56,7 +56,7 @@ def load_data(spec: RunSpec, data_root: str | None) -> RunData:
         frame = catalog(spec.dataset, data_root, **catalog_options(spec))
     except StyleclsError as e:
         raise StyleclsError(f"{e} (`stylecls data check --dataset {spec.dataset}` says what is there)") from None
-    parts = protocol_parts(frame, spec.protocol, spec.test_domain)
+    parts = protocol_parts(frame, spec.protocol, spec.test_domain, val_domain=spec.val_domain)
     info = dict(parts.attrs["info"])
     keep = []
     for name, limit in (("train", spec.limit_train), ("val", spec.limit_val), ("test", None)):
