@@ -66,6 +66,9 @@ class RunSpec:
     hparams_seed: int | None = None
     # leave-one-domain-out model selection: this training domain is left out of training and validates
     val_domain: str | None = None
+    block_init: str = "paper"  # how blocks start: paper | identity (gates exactly 1: a pretrained net unchanged)
+    bn: str = "train"  # the backbone's BatchNorm in training: train | frozen (running stats kept, affine trained)
+    feature_aug: str = "none"  # style augmentation after the early stages: none | mixstyle | efdmix | dsu
 
     def resolved(self) -> RunSpec:
         """Fill every unset field from the dataset's recipe and check every value (no data is read)."""
@@ -102,6 +105,8 @@ class RunSpec:
         """
         parts = [self.dataset, *(str(x) for x in self.data_options.values()), str(self.arch), self.block]
         parts += [f"{k}{_plain(x)}" for k, x in sorted(self.block_options.items())]
+        if self.feature_aug != "none":
+            parts.append(self.feature_aug)
         if self.test_domain:
             parts.append(self.test_domain)
         if self.val_domain:
@@ -122,7 +127,7 @@ class RunSpec:
             dataset=self.dataset, data_options=self.data_options, protocol=self.protocol,
             test_domain=self.test_domain, split=self.split, arch=self.arch, block=self.block,
             block_options=self.block_options, seed=self.seed, trial=self.trial, hparams_seed=self.hparams_seed,
-            val_domain=self.val_domain,
+            val_domain=self.val_domain, feature_aug=self.feature_aug,
         )  # fmt: skip
         return bare.resolved() if self.arch is not None else bare
 
@@ -183,6 +188,7 @@ def resolve(spec_: RunSpec) -> RunSpec:
         raise unknown_name("protocol", spec.protocol, ("auto", *PROTOCOLS))
     if spec.schedule not in SCHEDULES:
         raise unknown_name("schedule", str(spec.schedule), SCHEDULES)
+    _check_model_names(spec)
     _check_values(spec)
     from stylecls.data.pixels import Pixels
 
@@ -190,6 +196,22 @@ def resolve(spec_: RunSpec) -> RunSpec:
     if spec.warmup_epochs >= spec.epochs:  # type: ignore[operator]  # leave at least one epoch to decay in
         spec = replace(spec, warmup_epochs=spec.epochs - 1)  # type: ignore[operator]
     return spec
+
+def _check_model_names(spec: RunSpec) -> None:
+    """block_init, bn and feature_aug are names from their registries; an identity start the block cannot
+    make (a parameter-free gate) is refused here, before a run folder is claimed."""
+    from stylecls.blocks import BLOCK_INITS, create_block
+    from stylecls.models import BN_MODES, FEATURE_AUGS
+
+    if spec.block_init not in BLOCK_INITS:
+        raise unknown_name("block init", spec.block_init, BLOCK_INITS)
+    if spec.bn not in BN_MODES:
+        raise unknown_name("bn mode", spec.bn, BN_MODES)
+    if spec.feature_aug not in FEATURE_AUGS:
+        raise unknown_name("feature augmentation", spec.feature_aug, FEATURE_AUGS)
+    if spec.block_init != "paper":
+        create_block(spec.block, 16, spec.block_init, **spec.block_options)
+
 
 def _check_values(spec_: RunSpec) -> None:
     """Every numeric setting in its range; all the bad ones named in one message."""

@@ -128,7 +128,7 @@ def test_unknown_arch_lists_the_valid_names() -> None:
 
 @pytest.mark.parametrize("arch", [a for a in ARCHS if a.startswith("cifar_")])
 def test_cifar_resnets_have_6n_plus_2_layers(arch: str) -> None:
-    depth = int(arch.removeprefix("cifar_resnet"))
+    depth = int(arch.removeprefix("cifar_resnet").removesuffix("_ibn_a"))
     model = build_model(arch, "srm", num_classes=10)
     convs = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and "downsample" not in n]
     assert len(convs) + 1 == depth  # + the classifier
@@ -192,7 +192,9 @@ def test_models_command_completes_names_from_the_registries() -> None:
     params = {p.name: p for p in command.params}
     ctx = command.make_context("models", [], resilient_parsing=True)
     assert [c.value for c in params["block"].shell_complete(ctx, "s")] == ["se", "srm"]
-    assert [c.value for c in params["arch"].shell_complete(ctx, "resnet1")] == ["resnet101", "resnet152", "resnet18"]
+    assert [c.value for c in params["arch"].shell_complete(ctx, "resnet1")] == [
+        "resnet101", "resnet101_ibn_a", "resnet152", "resnet18", "resnet18_ibn_a"
+    ]
 
 
 def _gpu_check() -> ModuleType:

@@ -15,7 +15,7 @@ from stylecls.models.feature_aug import FEATURE_AUGS, feature_aug_factory
 from stylecls.models.norms import BN_MODES, norm_layer
 from stylecls.models.pretrained import LoadReport, load_pretrained
 
-__all__ = ["ARCHS", "BN_MODES", "FEATURE_AUGS", "LoadReport", "build_model", "count_parameters"]
+__all__ = ["ARCHS", "BN_MODES", "FEATURE_AUGS", "LoadReport", "build_model", "build_model_for_spec", "count_parameters"]
 
 ARCHS: dict[str, Callable[..., nn.Module]] = {**resnet.BUILDERS, **cifar_resnet.BUILDERS}
 
@@ -52,6 +52,17 @@ def build_model(
     report = load_pretrained(model, pretrained, arch) if pretrained else None
     model.load_report = report  # type: ignore[assignment]  # a plain attribute, not a parameter or buffer
     return model
+
+
+def build_model_for_spec(spec: Any, num_classes: int, pretrained: str | Path | None = None) -> nn.Module:
+    """The model a run spec (:class:`~stylecls.spec.RunSpec`) describes: every model setting it holds
+    (arch, block, block options, block_init, bn, feature_aug) in one place, for training and for rebuilding
+    a run's model from its folder (``pretrained`` only when training starts)."""
+    return build_model(
+        str(spec.arch), spec.block, num_classes, pretrained,
+        block_init=getattr(spec, "block_init", "paper"), bn=getattr(spec, "bn", "train"),
+        feature_aug=getattr(spec, "feature_aug", "none"), **dict(spec.block_options),
+    )  # fmt: skip
 
 
 def count_parameters(model: nn.Module) -> int:
