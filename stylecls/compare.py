@@ -7,7 +7,8 @@ report one column per held-out domain (mean over seeds) and their average, as Do
 
 Only seed, split and test domain may vary inside a table: averaging runs trained with different
 settings would hide the difference the table is meant to show, so :func:`check_settings` refuses,
-naming the setting. Every number is read from ``RUN/eval/metrics.json`` (``stylecls evaluate``).
+naming the setting. Every number is the run's selected evaluation (``stylecls evaluate``; the finished run's
+best.pt on its reported part, :meth:`~stylecls.runfolder.Evaluations.selected`).
 Standard deviations are sample standard deviations (ddof=1); a single run has none.
 """
 
@@ -24,7 +25,7 @@ import pandas as pd
 
 from stylecls.errors import StyleclsError, unknown_name
 from stylecls.record import RunRecord
-from stylecls.runfolder import CONFIG, RunFolder
+from stylecls.runfolder import RunFolder, UnusableEvaluation, find_run_folders, is_run_folder
 
 __all__ = ["BY", "METRICS", "check_settings", "collect_runs", "compare", "find_runs", "summarize", "to_markdown"]
 
@@ -43,12 +44,12 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunFolder]:
     """Each path is a run folder or a folder holding runs (searched recursively)."""
     runs: list[RunFolder] = []
     for p in map(Path, paths):
-        if (p / CONFIG).is_file():
+        if is_run_folder(p):
             runs.append(RunFolder(p))
         elif p.is_dir():
-            found = sorted(c.parent for c in p.rglob(CONFIG))
+            found = find_run_folders(p)
             if not found:
-                raise StyleclsError(f"{p} holds no run folders (no {CONFIG} below it)")
+                raise StyleclsError(f"{p} holds no run folders (none made by `stylecls train` below it)")
             runs.extend(RunFolder(f) for f in found)
         elif p.exists():
             raise StyleclsError(f"{p} is neither a run folder nor a folder of runs")
@@ -71,19 +72,14 @@ def _settings(record: RunRecord) -> dict[str, str]:
 def collect_runs(runs: Sequence[RunFolder]) -> pd.DataFrame:
     """One row per run: what it is (dataset, protocol, arch, block, seed, split, test domain),
     its evaluated metrics, and its settings (column ``settings``, for :func:`check_settings`)."""
-    rows, missing = [], []
+    rows, unusable = [], []
     for run in runs:
-        metrics_path = run.eval_dir / "metrics.json"
-        if not metrics_path.is_file():
-            missing.append(str(run.path))
+        try:
+            metrics = run.evaluations.selected().metrics
+        except UnusableEvaluation as e:
+            unusable.append(str(e))
             continue
         record = run.record()
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except (OSError, ValueError) as e:
-            raise StyleclsError(f"cannot read {metrics_path} ({e}); run `stylecls evaluate {run.path}` again") from None
-        if not isinstance(metrics, dict):
-            raise StyleclsError(f"{metrics_path} is not a metrics file; run `stylecls evaluate {run.path}` again")
         spec = record.spec
         rows.append(
             {
@@ -100,12 +96,9 @@ def collect_runs(runs: Sequence[RunFolder]) -> pd.DataFrame:
                 "settings": _settings(record),
             }
         )
-    if missing:
-        shown = " ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise StyleclsError(
-            f"{len(missing)} run(s) have not been evaluated (no eval/metrics.json): {shown}. "
-            f"Run `stylecls evaluate RUN` on each first"
-        )
+    if unusable:
+        shown = "\n  ".join(unusable[:10]) + ("\n  ..." if len(unusable) > 10 else "")
+        raise StyleclsError(f"{len(unusable)} run(s) have no usable evaluation:\n  {shown}")
     return pd.DataFrame(rows)
 
 

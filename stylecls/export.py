@@ -254,10 +254,10 @@ def _pixels_at(run: Run, img_size: int) -> Pixels:
 def check_inputs_of(run: Run, img_size: int, count: int = CHECK_IMAGES) -> tuple[torch.Tensor, str]:
     """Up to ``count`` normalised images of the run's own data (one per class first), else random inputs."""
     from stylecls.data import normalize
-    from stylecls.evaluate import predict_loader, run_rows
+    from stylecls.evaluate import predict_loader
 
     try:
-        rows = run_rows(run.folder)
+        rows = run.folder.rows()
     except StyleclsError:
         rows = None
     if rows is not None:

@@ -30,7 +30,7 @@ from torch import nn
 from stylecls.blocks import Recalibration, StyleRecalibration
 from stylecls.device import select_device
 from stylecls.errors import StyleclsError
-from stylecls.evaluate import predict, run_pixels, run_rows
+from stylecls.evaluate import predict
 from stylecls.plotting import figure
 from stylecls.runfolder import RunFolder
 
@@ -269,7 +269,7 @@ def inspect_run(
     block = spec.block
     if not gated_blocks(model):
         raise StyleclsError(f"{run.path} uses block {block!r}, which has no gates or style weights to inspect")
-    rows = run_rows(run, data_root)
+    rows = run.rows(data_root)
     rows = rows[rows["part"] != "train"]
     classes = run.classes
     out = run.inspect_dir
@@ -282,7 +282,7 @@ def inspect_run(
         weights.to_csv(out / "style_weights.csv", index=False)
         title = f"{name}: SRM style weights"
         files += [out / "style_weights.csv", plot_style_weights(weights, out / "style_weights.png", title)]
-    pixels = run_pixels(run)
+    pixels = run.pixels()
     gates = gate_statistics(model, rows, classes, pixels.img_size, dev, batch_size, workers, pixels=pixels)
     gates.to_csv(out / "gates.csv", index=False)
     files.append(out / "gates.csv")

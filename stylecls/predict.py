@@ -45,10 +45,9 @@ class RunSettings:
 
 def run_settings(run: RunFolder) -> RunSettings:
     """What prediction and export need, from the run's typed record."""
-    from stylecls.evaluate import run_pixels
 
     record = run.record()
-    pixels = run_pixels(run)
+    pixels = run.pixels()
     return RunSettings(name=record.name or run.path.name, arch=str(record.spec.arch), block=record.spec.block,
                        img_size=pixels.img_size, pixels=pixels, classes=list(record.data.classes),
                        dataset=record.spec.dataset)

@@ -1,6 +1,7 @@
 """Hand-made run folders for the evaluate/compare/inspect tests (no training needed).
 
-A run is what ``stylecls train`` leaves behind: config.json, split.csv, metrics.csv and a checkpoint.
+A run is what ``stylecls train`` leaves behind: its record, status, split rows, metrics and checkpoints,
+written through :class:`~stylecls.runfolder.RunFolder` as training writes them.
 The images are tiny generated PNGs under ``tmp_path``; the model is a randomly initialised
 cifar_resnet20, so the tests check the bookkeeping, not the accuracy.
 """
@@ -15,9 +16,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from stylecls.atomic import save_checkpoint, write_json
 from stylecls.models import build_model
-from stylecls.record import DataSummary, RunRecord
-from stylecls.runfolder import save_checkpoint, write_json
+from stylecls.record import DataSummary, EvaluationRecord, RunRecord
+from stylecls.runfolder import RunFolder
 from stylecls.spec import RunSpec
 
 CLASSES = ["dots", "stripes", "waves"]
@@ -74,9 +76,10 @@ def make_run(
         name=run.name, spec=spec, data=data, runtime={"device": "cpu", "world_size": 1},
         versions={"stylecls": "0.1.0", "torch": torch.__version__}, created="2025-01-01T00:00:00",
     ).to_dict()
-    write_json(run / "config.json", config)
-    write_json(run / "status.json", {"state": "done", "epoch": 1, "best_epoch": 1, "best_val_acc": 0.5})
-    split.to_csv(run / "split.csv", index=False)
+    folder = RunFolder(run, must_exist=False)
+    folder.write_record(RunRecord.from_dict(config))
+    folder.set_status("done", epoch=1, best_epoch=1, best_val_acc=0.5)
+    folder.write_rows(split.assign(path=[str(data_root / p) for p in split["path"]]), data_root)
     pd.DataFrame([{"epoch": 1, "train_loss": 1.1, "train_acc": 0.3, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1,
                    "img_per_s": 10.0, "seconds": 1.0, "skipped": 0}]).to_csv(run / "metrics.csv", index=False)
     state = {"model": model.state_dict(), "epoch": 1, "best_val_acc": 0.5, "arch": "cifar_resnet20", "block": block,
@@ -98,8 +101,15 @@ def _split(root: Path, per_cell: int) -> pd.DataFrame:
 
 
 def write_result(run: Path, config: dict, metrics: dict) -> Path:
-    """A run folder holding only what compare reads: config.json and eval/metrics.json."""
-    (run / "eval").mkdir(parents=True, exist_ok=True)
-    write_json(run / "config.json", config)
-    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    """A finished, evaluated run folder holding only what compare reads: its record, status and the selected
+    evaluation (of best.pt at ``metrics["epoch"]``, default 1, made after training)."""
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(config))  # as written, also records a reader must refuse
+    folder = RunFolder(run)
+    epoch = int(metrics.get("epoch", 1))
+    if config.get("schema_version"):
+        folder.set_status("done", epoch=epoch, best_epoch=epoch, best_val_acc=0.5)
+    evaluation = EvaluationRecord(part=metrics.get("part", "test"), checkpoint="best", epoch=epoch, run_state="done",
+                                  metrics={k: v for k, v in metrics.items() if k not in ("epoch", "part")})
+    write_json(run / "eval" / "metrics.json", evaluation.to_dict())
     return run

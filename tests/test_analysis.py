@@ -57,7 +57,7 @@ def test_schema_1_runs_still_compare(tmp_path: Path) -> None:
     summary, _, _ = compare([tmp_path])
     top1 = summary[summary["measure"] == "top1"].set_index("block")
     assert top1.loc["srm", "mean"] == pytest.approx(0.68) and top1.loc["none", "n"] == 2
-    assert RunFolder(tmp_path / "srm2").status() == "done" and RunFolder(tmp_path / "srm2").spec().block == "srm"
+    assert RunFolder(tmp_path / "srm2").status().state == "done" and RunFolder(tmp_path / "srm2").spec().block == "srm"
 
 
 def test_single_domain_means_stds_and_differences(tmp_path: Path) -> None:
@@ -130,9 +130,10 @@ def test_a_damaged_metrics_file_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "b" / "eval" / "metrics.json").write_text('{"top1": 0.7,')  # cut off mid-write
     with pytest.raises(StyleclsError, match=r"cannot read .*metrics.json.*stylecls evaluate"):
         compare([tmp_path])
-    (tmp_path / "b" / "eval" / "metrics.json").write_text("[1, 2]")
-    with pytest.raises(StyleclsError, match="is not a metrics file"):
-        compare([tmp_path])
+    for damaged in ("[1, 2]", '{"top1": "abc"}', "{}", '{"top1": 1.5}'):  # never a silently dropped run
+        (tmp_path / "b" / "eval" / "metrics.json").write_text(damaged)
+        with pytest.raises(StyleclsError, match=r"metrics.json is damaged: .*stylecls evaluate"):
+            compare([tmp_path])
 
 
 def test_cli_compare_writes_and_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

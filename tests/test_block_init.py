@@ -126,7 +126,7 @@ def test_frozen_bn_loads_plain_keys_and_refuses_unknown_modes(plain_weights) -> 
         torch.testing.assert_close(frozen.train()(x), plain.eval()(x), rtol=0, atol=1e-5)
     with pytest.raises(StyleclsError, match="unknown bn mode 'fixed'; choose one of: frozen, train"):
         build_model("resnet18", bn="fixed")
-    with pytest.raises(StyleclsError, match="unknown bn mode"):
+    with pytest.raises(StyleclsError, match="unknown bn 'fixed'; choose one of: frozen, train"):
         RunSpec(bn="fixed").resolved()
     with pytest.raises(StyleclsError, match="unknown block init"):
         RunSpec(block_init="half").resolved()

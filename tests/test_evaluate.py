@@ -210,7 +210,7 @@ def test_schema_1_run_folders_still_evaluate(evaluated: Path, tmp_path: Path) ->
     (run / "config.json").write_text(json.dumps(old))
     (run / "status.json").unlink()
     folder = RunFolder(run)
-    assert folder.record().schema_version == 1 and folder.status() == "done"
+    assert folder.record().schema_version == 1 and folder.status().state == "done"
     result = evaluate(run, device="cpu", workers=0)
     assert result.metrics["count"] == 12 and result.metrics["test_domain"] == "sketch"
 
@@ -249,20 +249,23 @@ def test_cli_evaluate_part_and_domain_and_their_deprecated_aliases(
             code = 0
         except SystemExit as e:
             code = int(e.code or 0)
-        return code, capsys.readouterr().err, json.loads((evaluated / "eval" / "metrics.json").read_text())
+        return code, capsys.readouterr().err
 
-    code, err, metrics = run("--part", "val", "--domain", "photo")
+    evaluations = RunFolder(evaluated).evaluations
+    code, err = run("--part", "val", "--domain", "photo")
     assert code == 0 and "deprecated" not in err
-    assert metrics["part"] == "val" and metrics["domain_filter"] == "photo" and metrics["count"] == 6
-    code, err, metrics = run("--split", "test")
+    val = evaluations.get("val", "best", "photo")  # stored beside the selected evaluation, never over it
+    assert val.part == "val" and val.domain == "photo" and val.metrics["count"] == 6
+    code, err = run("--split", "test")
     assert code == 0 and "--split is deprecated" in err and "use --part" in err
-    assert metrics["part"] == "test" and metrics["count"] == 12
-    code, err, metrics = run("--part", "test", "--test-domain", "sketch")
-    assert code == 0 and "--test-domain is deprecated" in err and metrics["domain_filter"] == "sketch"
-    code, err, _ = run("--split", "val", "--part", "test")
+    assert evaluations.get("test").metrics["count"] == 12
+    code, err = run("--part", "test", "--test-domain", "sketch")
+    assert code == 0 and "--test-domain is deprecated" in err
+    assert evaluations.get("test", "best", "sketch").domain == "sketch"
+    code, err = run("--split", "val", "--part", "test")
     assert code == 2 and "disagree" in err and "Traceback" not in err
-    code, err, metrics = run("--part", "test")
-    assert code == 0 and metrics["part"] == "test" and metrics["domain_filter"] is None
+    code, err = run("--part", "test")
+    assert code == 0 and evaluations.selected().part == "test" and evaluations.selected().domain is None
 
 
 def test_evaluate_python_keywords_part_and_domain_and_the_deprecated_ones(evaluated: Path) -> None:
@@ -272,7 +275,7 @@ def test_evaluate_python_keywords_part_and_domain_and_the_deprecated_ones(evalua
         old = evaluate(evaluated, split="val", test_domain="photo", device="cpu", workers=0)
     assert [str(w.message) for w in warned] == ["evaluate(split=...) is deprecated, use part=...",
                                                 "evaluate(test_domain=...) is deprecated, use domain=..."]
-    assert old.metrics == result.metrics
+    assert {**old.metrics, "created": ""} == {**result.metrics, "created": ""}
     evaluate(evaluated, device="cpu", workers=0)  # leave the default evaluation for the other tests
 
 

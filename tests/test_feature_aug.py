@@ -152,7 +152,7 @@ def test_feature_aug_names_the_run_and_is_checked() -> None:
     spec = RunSpec(dataset="demo", block="srm", feature_aug="mixstyle").resolved()
     assert "-srm-mixstyle-" in spec.run_name()
     assert "mixstyle" not in RunSpec(dataset="demo", block="srm").resolved().run_name()
-    with pytest.raises(StyleclsError, match="unknown feature augmentation"):
+    with pytest.raises(StyleclsError, match="unknown feature aug 'mixup'; choose one of: dsu, efdmix, mixstyle, none"):
         RunSpec(feature_aug="mixup").resolved()
 
 
@@ -209,3 +209,42 @@ def test_ibn_archs_are_registered_with_their_cifar_variants() -> None:
     stages = (model.layer1, model.layer2, model.layer3)
     assert [isinstance(u.bn1, IBN) for s in stages for u in s] == [True] * 6 + [False] * 3
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+# --- through a run --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_train_with_mixstyle_frozen_bn_and_identity_srm_rebuilds_the_same_model(demo_env, tmp_path, monkeypatch,
+                                                                                capsys) -> None:
+    """``stylecls train --feature-aug mixstyle --bn frozen --block-init identity`` trains an epoch; the run's
+    model is rebuilt with those settings, and in eval an image's output does not depend on its batch."""
+    import sys
+
+    from stylecls.cli import main
+    from stylecls.runfolder import RunFolder
+
+    torch.set_num_threads(1)
+    args = ["train", "--block", "srm", "--feature-aug", "mixstyle", "--bn", "frozen", "--block-init", "identity",
+            "--epochs", "1", "--img-size", "16", "--batch-size", "16", "--limit-train", "32", "--limit-val", "16",
+            "--warmup-epochs", "0", "--workers", "0", "--no-progress", "--out", str(tmp_path / "runs")]
+    monkeypatch.setattr(sys, "argv", ["stylecls", *args])
+    main()  # returns on success
+    out = capsys.readouterr().out
+    run = RunFolder(out.strip().splitlines()[-1])
+    assert "-srm-mixstyle-" in run.path.name
+    spec = run.spec()
+    assert (spec.feature_aug, spec.bn, spec.block_init) == ("mixstyle", "frozen", "identity")
+    model, _ = run.build_model("last")
+    assert sum(isinstance(m, MixStyle) for m in model.modules()) == 2
+    x = torch.randn(6, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), torch.cat([model(x[i : i + 1]) for i in range(6)]), rtol=1e-4, atol=1e-5)
+
+
+def test_a_sweep_crosses_feature_augmentations_like_blocks() -> None:
+    from stylecls.sweep import GridAxes, expand_grid
+
+    specs = expand_grid(RunSpec(dataset="demo"), GridAxes(block=["none", "srm"], feature_aug=["none", "mixstyle"]))
+    names = sorted(s.run_name() for s in specs)
+    assert len(names) == 4 and sum("-mixstyle-" in n for n in names) == 2

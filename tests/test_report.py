@@ -229,7 +229,7 @@ def test_cli_report_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sys, "argv", ["stylecls", "report", str(tmp_path / "bare")])
     with pytest.raises(SystemExit) as e:
         main()
-    assert e.value.code == 2 and "not been evaluated" in capsys.readouterr().err
+    assert e.value.code == 2 and "no usable evaluation" in capsys.readouterr().err
 
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -38,7 +38,7 @@ def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Pa
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     assert metrics["count"] == 350  # the whole held-out sketch domain of the subset
     assert metrics["held_out_domains"] == ["sketch"]
-    assert metrics["test_domain"] == "sketch" and metrics["domain_filter"] is None
+    assert metrics["test_domain"] == "sketch" and metrics["domain"] is None
     per_domain = pd.read_csv(result.out_dir / "per_domain.csv")
     val = per_domain.query("part == 'val'")
     val_acc = (val["accuracy"] * val["count"]).sum() / val["count"].sum()

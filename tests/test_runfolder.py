@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylecls.atomic import load_checkpoint, save_checkpoint, write_json
 from stylecls.errors import StyleclsError
-from stylecls.runfolder import RunFolder, load_checkpoint, save_checkpoint, write_json
+from stylecls.runfolder import RunFolder
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:

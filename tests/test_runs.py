@@ -102,7 +102,7 @@ def test_a_run_being_trained_cannot_be_trained_twice(demo_env: Path, tmp_path: P
 
 def test_status_and_sigterm_then_resume(demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    assert RunFolder(tmp_path / "nothing", must_exist=False).status() == "not started"
+    assert RunFolder(tmp_path / "nothing", must_exist=False).status().state == "not started"
     original = train_loop.train_epoch
 
     def sigterm_in_epoch_2(t, epoch, *args):
@@ -115,14 +115,14 @@ def test_status_and_sigterm_then_resume(demo_env: Path, tmp_path: Path, monkeypa
         train(SPEC, runtime(tmp_path, name="x"))
     assert stopped.value.exit_code == 143
     folder = RunFolder(tmp_path / "runs" / "x")
-    assert folder.status() == "incomplete" and folder.state()["state"] == "interrupted"
-    assert folder.state()["reason"] == "SIGTERM" and folder.load_checkpoint("last")["epoch"] == 1
+    assert folder.status().state == "interrupted"
+    assert folder.status().reason == "SIGTERM" and folder.load_checkpoint("last")["epoch"] == 1
     assert f"stylecls train --resume {folder.path}" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone with the run
 
     monkeypatch.setattr(train_loop, "train_epoch", original)
     resume(folder.path)
-    assert folder.status() == "done" and folder.metrics()["epoch"].tolist() == [1, 2]
+    assert folder.status().state == "done" and folder.metrics()["epoch"].tolist() == [1, 2]
 
 
 def test_cli_exits_143_on_sigterm(demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,12 +167,12 @@ def test_an_interrupted_lodo_rerun_skips_finished_domains_and_resumes(
     assert [r.name for r in runs] == ["lodo-photo", "lodo-poster", "lodo-sketch", "lodo-watercolor"]
     assert calls == ["sketch", "watercolor"]  # photo and poster were done: skipped, untouched
     assert (first / "last.pt").stat().st_mtime_ns == mtime
-    assert all(RunFolder(r).status() == "done" for r in runs)
+    assert all(RunFolder(r).status().state == "done" for r in runs)
 
 
 def test_batch_size_one_trains_without_batchnorm_over_channels(demo_env: Path, tmp_path: Path) -> None:
     run = train(replace(SPEC, block="se", batch_size=1, limit_train=8, limit_val=4, epochs=1), runtime(tmp_path))
-    assert RunFolder(run).status() == "done" and RunFolder(run).metrics()["train_acc"].notna().all()
+    assert RunFolder(run).status().state == "done" and RunFolder(run).metrics()["train_acc"].notna().all()
     with pytest.raises(StyleclsError, match="at least 2 images per step"):
         train(replace(SPEC, batch_size=1, limit_train=8, limit_val=4, epochs=1), runtime(tmp_path))
     with pytest.raises(StyleclsError, match="fewer than one batch of 32"):

@@ -21,10 +21,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from stylecls.atomic import write_json
 from stylecls.cli import app
 from stylecls.errors import StyleclsError
-from stylecls.record import DataSummary, RunRecord
-from stylecls.runfolder import DONE, RunFolder, write_json
+from stylecls.record import DONE, DataSummary, EvaluationRecord, RunRecord
+from stylecls.runfolder import RunFolder
 from stylecls.spec import RunSpec, RuntimeOptions
 from stylecls.sweep import GridAxes, SweepPlan, cpu_budget, expand_grid, status_frame
 from stylecls.train import run_spec
@@ -90,14 +91,15 @@ def test_status_of_done_incomplete_running_and_not_started(tmp_path: Path) -> No
     done, incomplete, running = (RunFolder(plan.run_dir(s), must_exist=False) for s in specs[:3])
     for folder, spec in zip((done, incomplete, running), specs, strict=False):
         _record(folder, spec)
-    done.set_state(DONE, epoch=2, best_val_acc=0.5)
-    write_json(done.eval_dir / "metrics.json", {"top1": 0.25})
-    incomplete.set_state("interrupted", epoch=1, best_val_acc=0.4)
-    running.set_state("running", epoch=1)
+    done.set_status(DONE, epoch=2, best_epoch=2, best_val_acc=0.5)
+    evaluation = EvaluationRecord(part="test", checkpoint="best", epoch=2, run_state=DONE, metrics={"top1": 0.25})
+    write_json(done.eval_dir / "metrics.json", evaluation.to_dict())
+    incomplete.set_status("interrupted", epoch=1, best_val_acc=0.4)
+    running.set_status("running", epoch=1)
     with running.lock():
         frame = status_frame(tmp_path).set_index("run")
     names = [s.run_name() for s in specs]
-    assert list(frame["status"]) == ["done", "incomplete", "running", "not started"]
+    assert list(frame["status"]) == ["done", "interrupted", "running", "not started"]
     assert frame.loc[names[0], "epoch"] == 2 and frame.loc[names[0], "test_top1"] == 0.25
     assert frame.loc[names[1], "best_val"] == 0.4
     assert [s.run_name() for s in plan.pending()] == names[1:]
@@ -121,9 +123,9 @@ def test_sweep_kill_one_run_then_rerun_skips_done_and_resumes(demo_env: Path, tm
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline:  # kill the first run to finish an epoch, mid-run
         for run in out.glob("demo-*"):
-            metrics, state = run / "metrics.csv", RunFolder(run, must_exist=False).state()
-            if metrics.is_file() and len(pd.read_csv(metrics)) == 1 and state.get("pid"):
-                os.kill(state["pid"], signal.SIGKILL)
+            metrics, status = run / "metrics.csv", RunFolder(run, must_exist=False).status()
+            if metrics.is_file() and len(pd.read_csv(metrics)) == 1 and status.details.get("pid"):
+                os.kill(status.details["pid"], signal.SIGKILL)
                 victim = run
                 break
         time.sleep(0.05)
@@ -132,7 +134,7 @@ def test_sweep_kill_one_run_then_rerun_skips_done_and_resumes(demo_env: Path, tm
     assert parent.returncode == 1, output  # one run failed, the others went on
     assert f"failed {victim.name}" in output and "last lines" in output
     frame = status_frame(out).set_index("run")
-    assert frame.loc[victim.name, "status"] == "incomplete"
+    assert frame.loc[victim.name, "status"] == "interrupted"
     assert (frame["status"] == "done").sum() == 3
     others = [p for p in out.glob("demo-*") if p != victim]
     # each run had its share of the cores: 2 cores / 2 jobs = 1 thread, no loader workers
@@ -165,7 +167,7 @@ def test_slurm_launcher_through_submitits_local_executor(demo_env: Path, tmp_pat
                     "--epochs", "1", *TINY, "--threads", "1", "--workers", "0")
     assert result.exit_code == 0, result.output
     (run,) = out.glob("demo-*")
-    assert RunFolder(run).status() == DONE and (run / "eval" / "metrics.json").is_file()
+    assert RunFolder(run).status().state == DONE and (run / "eval" / "metrics.json").is_file()
     assert list((out / "logs" / "slurm").glob("*_log.out"))  # submitit's own job logs
     assert json.loads((out / "sweep.json").read_text())["launcher"]["name"] == "slurm"
 

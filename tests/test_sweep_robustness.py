@@ -117,9 +117,9 @@ def test_a_stopped_sweep_leaves_every_run_interrupted(demo_env: Path, tmp_path: 
     deadline = time.monotonic() + 180
     while len(pids) < 2 and time.monotonic() < deadline and sweep.poll() is None:
         for run in out.glob("demo-*"):  # both runs past their first epoch
-            state = RunFolder(run, must_exist=False).state()
-            if state.get("pid") and (run / "last.pt").is_file() and state.get("epoch", 0) >= 1:
-                pids[run] = state["pid"]
+            status = RunFolder(run, must_exist=False).status()
+            if status.details.get("pid") and (run / "last.pt").is_file() and (status.epoch or 0) >= 1:
+                pids[run] = status.details["pid"]
         time.sleep(0.2)
     assert len(pids) == 2, sweep.communicate(timeout=60)[0].decode()
     if signum == signal.SIGINT:
@@ -131,7 +131,7 @@ def test_a_stopped_sweep_leaves_every_run_interrupted(demo_env: Path, tmp_path: 
     assert "stopping 2 run(s)" in output
     for run, pid in pids.items():
         assert not _alive(pid), f"{run.name}'s process {pid} outlived the sweep"
-        state = RunFolder(run).state()
-        assert state["state"] == "interrupted", (run.name, state)
+        status = RunFolder(run).status()
+        assert status.state == "interrupted", (run.name, status)
         assert not list(run.rglob("*.tmp")), list(run.rglob("*.tmp"))
         assert RunFolder(run).load_checkpoint("last")["epoch"] >= 1  # last.pt whole and loadable

@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 import torch
 
+from stylecls.atomic import load_checkpoint, save_checkpoint
 from stylecls.blocks import no_weight_decay_names
 from stylecls.errors import StyleclsError
 from stylecls.models import build_model
-from stylecls.runfolder import RunFolder, load_checkpoint, save_checkpoint
+from stylecls.runfolder import RunFolder
 from stylecls.spec import RunSpec, RuntimeOptions
 from stylecls.train import NonFiniteLoss, build_optimizer, build_scheduler, param_groups, resume, train, train_all
 from stylecls.train import loop as train_loop
@@ -132,14 +133,14 @@ def test_train_leaves_a_complete_run_folder(demo_env: Path, tmp_path: Path) -> N
     assert run == tmp_path / "runs" / "srm"
     folder = RunFolder(run)
     record = folder.record()
-    assert folder.status() == "done" and record.schema_version == 2
+    assert folder.status().state == "done" and record.schema_version == 2
     assert (record.spec.arch, record.spec.block, record.spec.pretrained) == ("cifar_resnet20", "srm", None)
     assert record.spec == RunSpec.from_dict(folder.config()["spec"]) and record.spec.epochs == 2
     assert record.data.protocol == "multi-domain" and record.data.counts == {"train": 96, "val": 48, "test": 480}
     assert len(record.data.classes) == 10 and record.runtime["device"] == "cpu"
     assert set(record.versions) == {"stylecls", "torch", "torchvision", "python"}
-    state = folder.state()
-    assert 1 <= state["best_epoch"] <= 2 and 0 <= state["best_val_acc"] <= 1
+    status = folder.status()
+    assert 1 <= status.best_epoch <= 2 and 0 <= status.best_val_acc <= 1
 
     metrics = folder.metrics()
     assert list(metrics.columns) == [
@@ -147,7 +148,7 @@ def test_train_leaves_a_complete_run_folder(demo_env: Path, tmp_path: Path) -> N
         "lr", "img_per_s", "seconds", "skipped",
     ]  # fmt: skip
     assert metrics["epoch"].tolist() == [1, 2] and metrics["val_acc"].between(0, 1).all()
-    assert metrics["val_acc"].max() == pytest.approx(state["best_val_acc"], abs=1e-5)
+    assert metrics["val_acc"].max() == pytest.approx(status.best_val_acc, abs=1e-5)
     assert metrics["test_acc"].isna().all()  # --eval-test-every is off by default
 
     split = pd.read_csv(folder.split_path)
@@ -178,7 +179,7 @@ def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
     with pytest.raises(KeyboardInterrupt):
         train(*tiny(tmp_path, epochs=3, warmup_epochs=1, block="srm", limit_train=64, name="stopped"))
     stopped = tmp_path / "runs" / "stopped"
-    assert RunFolder(stopped).state()["state"] == "interrupted" and RunFolder(stopped).status() == "incomplete"
+    assert RunFolder(stopped).status().state == "interrupted"
     assert f"stylecls train --resume {stopped}" in capsys.readouterr().out
     assert RunFolder(stopped).load_checkpoint("last")["epoch"] == 2
 
@@ -189,14 +190,14 @@ def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
     pd.testing.assert_frame_equal(a[columns], b[columns])
     wa, wb = RunFolder(straight).load_checkpoint("last")["model"], RunFolder(stopped).load_checkpoint("last")["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert RunFolder(stopped).status() == "done"
+    assert RunFolder(stopped).status().state == "done"
 
 
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(demo_env: Path, tmp_path: Path) -> None:
     with pytest.raises(NonFiniteLoss, match="loss became"):
         train(*tiny(tmp_path, lr=1e30, name="nan"))
     folder = RunFolder(tmp_path / "runs" / "nan")
-    assert folder.state()["state"] == "failed" and folder.status() == "incomplete"
+    assert folder.status().state == "failed"
     state = folder.load_checkpoint("last")
     weights = [v for v in state["model"].values() if v.is_floating_point()]
     assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in weights)
@@ -277,7 +278,7 @@ def test_torchrun_two_processes_on_gloo(demo_env: Path, tmp_path: Path) -> None:
     assert lines[-1] == str(run) and proc.stdout.count(f"\n{run}\n") + (proc.stdout.endswith(f"{run}\n")) >= 1
     assert sum(line == str(run) for line in lines) == 1  # only rank 0 reports
     folder = RunFolder(run)
-    assert folder.record().runtime["world_size"] == 2 and folder.status() == "done"
+    assert folder.record().runtime["world_size"] == 2 and folder.status().state == "done"
     metrics = folder.metrics()
     assert metrics["epoch"].tolist() == [1, 2]
     assert folder.record().data.counts["val"] == 40
@@ -400,4 +401,4 @@ def test_torchrun_ranks_agree_on_skipping_a_batch(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = RunFolder(tmp_path / "runs" / "ddp")
-    assert folder.status() == "done" and folder.metrics()["skipped"].iloc[0] > 0
+    assert folder.status().state == "done" and folder.metrics()["skipped"].iloc[0] > 0

@@ -11,13 +11,44 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
+
+def _names_epilog() -> str:
+    """The valid names, from the static table (``stylecls --help`` imports no torch)."""
+    from stylecls.names import NAMES
+
+    label = {"stylecls.data:DATASETS": "datasets", "stylecls.models:ARCHS": "backbones (--arch)",
+             "stylecls.blocks:BLOCKS": "blocks", "stylecls.data:PROTOCOLS": "protocols",
+             "stylecls.models:FEATURE_AUGS": "feature augmentations (--feature-aug)"}  # fmt: skip
+    return "\n\n".join(f"{label[r]}: {', '.join(names)}" for r, names in NAMES.items())
+
+
 app = typer.Typer(
     name="stylecls",
     help="Classify images where style matters; compare SRM, SE and plain backbones.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    epilog=_names_epilog(),
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from stylecls import __version__
+
+        print(f"stylecls {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _app_options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+) -> None:
+    """Classify images where style matters; compare SRM, SE and plain backbones."""
+
+
 data_app = typer.Typer(help="List, check and prepare datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -79,13 +110,16 @@ class RegistryChoice:
         return [name for name in self.names if name.startswith(incomplete)]
 
 
-def registry_option(default: Any, *param_decls: str, registry: str, help: str) -> Any:
+def registry_option(default: Any, *param_decls: str, registry: str, help: str, **details: Any) -> Any:
     """A typer option whose values must be names in ``registry`` (``"module:ATTRIBUTE"``).
 
-    ``block: str = registry_option("srm", "--block", registry="stylecls.blocks:BLOCKS", help="...")``
+    ``block: str = registry_option("srm", "--block", registry="stylecls.blocks:BLOCKS", help="...")``;
+    the help lists the names from :data:`stylecls.names.NAMES` (no torch import); ``details`` go to typer.
     """
+    from stylecls.names import NAMES
+
     choice = RegistryChoice(registry)
     return typer.Option(
         default, *param_decls, parser=choice, autocompletion=choice.complete, metavar="NAME",
-        help=f"{help} A name from {registry.replace(':', '.')}; a wrong one lists them (so does TAB completion).",
+        help=f"{help} One of: {', '.join(NAMES[registry])}.", **details,
     )

@@ -29,7 +29,7 @@ def _check_out(out: Optional[Path]) -> None:
 
 
 def _write(frame, out: Path) -> None:  # noqa: ANN001 - a pandas DataFrame
-    from stylecls.runfolder import atomic_write_bytes
+    from stylecls.atomic import atomic_write_bytes
 
     table = frame.reset_index()
     suffix = out.suffix.lower()

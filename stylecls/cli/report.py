@@ -26,13 +26,13 @@ def report_cmd(
 ) -> None:
     """SRM vs SE vs none as a reviewer wants it: paired differences with 95 % intervals, tests, figures."""
     from stylecls.report import write_report
-    from stylecls.runfolder import CONFIG
+    from stylecls.runfolder import is_run_folder
 
     if ci not in ("auto", "bootstrap", "t"):
         raise StyleclsError(f"unknown --ci {ci!r}; choose one of: auto, bootstrap, t")
     if out is None:
         first = paths[0]
-        out = (first if first.is_dir() and not (first / CONFIG).is_file() else Path(".")) / "report.html"
+        out = (first if first.is_dir() and not is_run_folder(first) else Path(".")) / "report.html"
     files = write_report(paths, out, by, ci)  # type: ignore[arg-type]
     for g in files.report.groups:
         console.print(f"[bold]{g.title}[/]", highlight=False)

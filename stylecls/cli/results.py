@@ -60,7 +60,7 @@ def evaluate_cmd(
             workers=workers, progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     m = result.metrics
-    where = m["part"] + (f", domain {m['domain_filter']}" if m["domain_filter"] else "")
+    where = m["part"] + (f", domain {m['domain']}" if m["domain"] else "")
     table = Table(title=f"{run} ({checkpoint} checkpoint, epoch {m['epoch']}, {where})")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -90,13 +90,13 @@ def compare_cmd(
 ) -> None:
     """SRM vs SE vs none: mean ± std over seeds, DTD splits and held-out domains (needs `evaluate` first)."""
     from stylecls.compare import compare
-    from stylecls.runfolder import CONFIG
+    from stylecls.runfolder import is_run_folder
 
     if fmt not in ("md", "csv"):
         raise StyleclsError(f"unknown --format {fmt!r}; choose one of: csv, md")
     if out is None:
         first = paths[0]
-        out = first if first.is_dir() and not (first / CONFIG).is_file() else Path(".")
+        out = first if first.is_dir() and not is_run_folder(first) else Path(".")
     summary, markdown, out_dir = compare(paths, by, out)
     if fmt == "csv":
         sys.stdout.write(summary.to_csv(index=False))

@@ -8,11 +8,11 @@ from typing import Any, Optional
 import typer
 
 from stylecls.cli import run_options as opt
-from stylecls.cli.app import app, console, registry_option
+from stylecls.cli.app import app, console
 from stylecls.errors import StyleclsError
 
-# the options a sweep repeats to make its grid, and the RunSpec/GridAxes field each fills
-_GRID = {"block": "block", "seed": "seed", "test_domain": "test_domain", "split": "split", "arch": "arch"}
+# the options a sweep repeats to make its grid (the RunSpec fields whose sweep role is "axis")
+_GRID = {o.param for o in opt.options_for("sweep") if o.is_axis("sweep")}
 
 
 def _given(ctx: typer.Context) -> set[str]:
@@ -51,18 +51,14 @@ def _with_preset(name: str, values: dict[str, Any], given: set[str]) -> dict[str
 def _plan(values: dict[str, Any], out: Path, launcher: dict[str, Any]) -> Any:
     from stylecls.sweep import GridAxes, SweepPlan, expand_grid
 
-    single = {k: v for k, v in values.items() if k not in (*_GRID, "block_option")}
-    base = opt.spec_from_values({**single, "block": "none", "seed": 0})
-    axes = GridAxes(
-        **{field: list(values.get(key) or []) for key, field in _GRID.items()},
-        block_options=[opt.parse_block_options(s.split(",")) for s in values.get("block_option") or []],
-    )  # fmt: skip
+    base, axes = opt.grid_from_values(values)
     runtime = opt.runtime_from_values({**values, "out": out, "name": None})
-    specs = expand_grid(base, axes, runtime.data_root)
+    specs = expand_grid(base, GridAxes(**axes), runtime.data_root)
     return SweepPlan(out, specs, runtime, launcher)
 
 
 @app.command("sweep")
+@opt.run_options("sweep")
 def sweep_cmd(
     ctx: typer.Context,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The sweep's folder (its runs, sweep.json, logs)."),
@@ -78,47 +74,7 @@ def sweep_cmd(
     slurm_cluster: Optional[str] = typer.Option(
         None, "--slurm-cluster", hidden=True, help="submitit cluster: None (auto), local or debug (for tests)."
     ),
-    dataset: str = opt.DatasetOpt,
-    block: list[str] = registry_option(
-        [], "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Block(s) to cross."
-    ),
-    arch: list[str] = registry_option(
-        [], "--arch", "-a", registry="stylecls.models:ARCHS", help="Backbone(s) to cross (default: the recipe's)."
-    ),
-    block_option: list[str] = typer.Option(
-        [], "--block-option", help="A block option set KEY=VALUE[,KEY=VALUE] (repeat to cross several sets)."
-    ),
-    seed: list[int] = typer.Option([], "--seed", help="Seed(s) to cross (default: 0)."),
-    test_domain: list[str] = typer.Option([], "--test-domain", help="Held-out domain(s); --protocol lodo: all."),
-    split: list[int] = typer.Option([], "--split", help="DTD official split(s) 1..10 to cross."),
-    data_root: Optional[Path] = opt.RunDataRootOpt,
-    protocol: str = opt.ProtocolOpt,
-    task: Optional[str] = opt.TaskOpt,
-    epochs: Optional[int] = opt.EpochsOpt,
-    batch_size: Optional[int] = opt.BatchSizeOpt,
-    lr: Optional[float] = opt.LrOpt,
-    weight_decay: Optional[float] = opt.WeightDecayOpt,
-    norm_bias_decay: bool = opt.NormBiasDecayOpt,
-    optimizer: Optional[str] = opt.OptimizerOpt,
-    schedule: Optional[str] = opt.ScheduleOpt,
-    warmup_epochs: Optional[int] = opt.WarmupOpt,
-    label_smoothing: Optional[float] = opt.SmoothingOpt,
-    img_size: Optional[int] = opt.ImgSizeOpt,
-    min_crop: Optional[float] = opt.MinCropOpt,
-    pre_resize: Optional[str] = opt.PreResizeOpt,
-    eval_test_every: int = opt.EvalTestEveryOpt,
-    pretrained: Optional[str] = opt.PretrainedOpt,
-    device: str = opt.RunDeviceOpt,
-    amp: Optional[bool] = opt.AmpOpt,
-    channels_last: Optional[bool] = opt.ChannelsLastOpt,
-    compile: bool = opt.CompileOpt,
-    sync_bn: bool = opt.SyncBnOpt,
-    workers: Optional[int] = opt.RunWorkersOpt,
-    threads: Optional[int] = opt.ThreadsOpt,
-    tensorboard: Optional[bool] = opt.TensorboardOpt,
-    skip_bad: bool = opt.SkipBadOpt,
-    limit_train: Optional[int] = opt.LimitTrainOpt,
-    limit_val: Optional[int] = opt.LimitValOpt,
+    **values: Any,
 ) -> None:
     """Train every run of a grid (each repeated option is an axis), evaluate each, compare them all.
 
@@ -165,4 +121,9 @@ def status_cmd(out: Path = typer.Argument(..., help="A sweep folder (or any fold
     """Where each run stands: done / incomplete / running / not started, epoch, best val, test top-1."""
     from stylecls.sweep import status_frame, status_table
 
-    console.print(status_table(status_frame(out), str(out)))
+    if out.is_file():
+        raise StyleclsError(f"{out} is a file; give a sweep folder (its --out) or a folder of run folders")
+    frame = status_frame(out)
+    if frame.empty:
+        raise StyleclsError(f"{out} holds no runs (no sweep and no run folder in it)")
+    console.print(status_table(frame, str(out)))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from stylecls.cli import run_options as opt
-from stylecls.cli.app import app, console, registry_option
+from stylecls.cli.app import app, console
 from stylecls.errors import StyleclsError
 
 
@@ -33,55 +33,11 @@ _RESUME_OPTIONS = {"resume", "device", "workers", "threads", "progress", "tensor
 
 
 @app.command("train")
+@opt.run_options("train")
 def train_cmd(
     ctx: typer.Context,
-    dataset: str = opt.DatasetOpt,
-    block: str = registry_option(
-        "none", "--block", "-b", registry="stylecls.blocks:BLOCKS", help="Recalibration block."
-    ),
-    arch: Optional[str] = registry_option(
-        None, "--arch", "-a", registry="stylecls.models:ARCHS", help="Backbone (default: the dataset's recipe)."
-    ),
-    block_option: list[str] = typer.Option(
-        [], "--block-option", help="Block option KEY=VALUE (repeatable), e.g. pooling=mean."
-    ),
-    data_root: Optional[Path] = opt.RunDataRootOpt,
-    protocol: str = opt.ProtocolOpt,
-    test_domain: Optional[str] = typer.Option(None, "--test-domain", help="Held-out domain (leave-one-domain-out)."),
-    split: Optional[int] = typer.Option(None, "--split", help="DTD official split 1..10."),
-    task: Optional[str] = opt.TaskOpt,
-    epochs: Optional[int] = opt.EpochsOpt,
-    batch_size: Optional[int] = opt.BatchSizeOpt,
-    lr: Optional[float] = opt.LrOpt,
-    weight_decay: Optional[float] = opt.WeightDecayOpt,
-    norm_bias_decay: bool = opt.NormBiasDecayOpt,
-    optimizer: Optional[str] = opt.OptimizerOpt,
-    schedule: Optional[str] = opt.ScheduleOpt,
-    warmup_epochs: Optional[int] = opt.WarmupOpt,
-    label_smoothing: Optional[float] = opt.SmoothingOpt,
-    img_size: Optional[int] = opt.ImgSizeOpt,
-    min_crop: Optional[float] = opt.MinCropOpt,
-    pre_resize: Optional[str] = opt.PreResizeOpt,
-    eval_test_every: int = opt.EvalTestEveryOpt,
-    pretrained: Optional[str] = opt.PretrainedOpt,
-    seed: int = typer.Option(0, "--seed", help="Seed of the weights, the order and the augmentation."),
-    device: str = opt.RunDeviceOpt,
-    amp: Optional[bool] = opt.AmpOpt,
-    channels_last: Optional[bool] = opt.ChannelsLastOpt,
-    compile: bool = opt.CompileOpt,
-    sync_bn: bool = opt.SyncBnOpt,
-    workers: Optional[int] = opt.RunWorkersOpt,
-    threads: Optional[int] = opt.ThreadsOpt,
-    tensorboard: Optional[bool] = opt.TensorboardOpt,
-    skip_bad: bool = opt.SkipBadOpt,
-    limit_train: Optional[int] = opt.LimitTrainOpt,
-    limit_val: Optional[int] = opt.LimitValOpt,
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder of run folders."),
-    name: Optional[str] = typer.Option(
-        None, "--name", help="Run folder name (default: the spec's, e.g. demo-cifar_resnet20-srm-s0; -2, -3 if taken)."
-    ),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last.pt."),
-    progress: Optional[bool] = opt.ProgressOpt,
+    **values: Any,
 ) -> None:
     """Train a backbone with a block; leaves runs/<name>/ and prints its path last."""
     from stylecls.train import is_main_process, train_all
@@ -99,12 +55,11 @@ def train_cmd(
                 " (only --device, --workers, --threads, --progress and --tensorboard may change)"
             )
         with interrupt_exit_codes():
-            path = resume_run(resume, device=None if device == "auto" else device, workers=workers,
-                              progress=progress, threads=threads, tensorboard=tensorboard)
+            path = resume_run(resume, device=None if values["device"] == "auto" else values["device"],
+                              **{k: values[k] for k in ("workers", "progress", "threads", "tensorboard")})
         if is_main_process():
             console.print(str(path), highlight=False, soft_wrap=True)
         return
-    values = dict(ctx.params)
     spec, runtime = opt.spec_from_values(values), opt.runtime_from_values(values)
     with interrupt_exit_codes():
         paths = train_all(spec, runtime)

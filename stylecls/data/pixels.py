@@ -75,7 +75,7 @@ class Pixels:
         return self.side if self.side is not None else self.side_for(self.img_size, _factor(DEFAULT_PRE_RESIZE) or 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything that decides the pixels, JSON-able (what config.json records and compare checks)."""
+        """Everything that decides the pixels, JSON-able (what the run record keeps and compare checks)."""
         return {
             "version": PIPELINE_VERSION,
             "img_size": self.img_size,

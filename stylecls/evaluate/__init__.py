@@ -29,8 +29,6 @@ from stylecls.evaluate.run import (
     EvalResult,
     evaluate,
     held_out_rows,
-    run_pixels,
-    run_rows,
     select_rows,
 )  # fmt: skip
 from stylecls.plotting import plot_confusion, plot_mistakes
@@ -55,8 +53,6 @@ __all__ = [
     "predict_loader",
     "predictions_frame",
     "probabilities",
-    "run_pixels",
-    "run_rows",
     "select_device",
     "select_rows",
 ]

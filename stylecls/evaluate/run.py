@@ -1,18 +1,14 @@
-"""``stylecls evaluate``: a run folder in, ``RUN/eval/`` out.
+"""``stylecls evaluate``: a run folder in, an evaluation (``RUN/eval/``) out.
 
 Everything is computed from the run folder alone: its spec says how to rebuild the model and how
-its pixels were made, ``split.csv`` lists the exact rows of every part, the checkpoint holds the
-weights. Files written::
-
-    predictions.csv    one row per evaluated image (all parts that were predicted, with `part`)
-    metrics.json       headline numbers of the evaluated part (+ domain gap for held-out domains)
-    per_class.csv      accuracy (= recall), precision, F1, support per class
-    confusion.csv      raw counts, true classes as rows; confusion.png is row-normalised
-    per_domain.csv     accuracy per (part, domain); per_class_domain.csv: class x domain accuracy
-    mistakes.png       the most confident mistakes with true and predicted labels
+its pixels were made, its split rows list the exact images of every part, the checkpoint holds the
+weights. What is written (through :class:`~stylecls.runfolder.Evaluations`): the evaluation's record
+(what it is of: part, checkpoint and its epoch, the run's state; and the headline numbers, + the domain gap
+for held-out domains), the predictions of every image predicted, per-class and per-domain accuracy, the
+confusion counts, and two figures (confusion.png, row-normalised; mistakes.png, the most confident mistakes).
 
 A run trained with ``skip_bad`` is evaluated the same way: unreadable or missing images are
-skipped and counted (``skipped`` in metrics.json), never silently.
+skipped and counted (``skipped`` in the record), never silently.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stylecls.data.pixels import Pixels
+from stylecls.atomic import now
 from stylecls.device import select_device
 from stylecls.errors import StyleclsError, unknown_name
 from stylecls.evaluate.metrics import (
@@ -39,7 +35,8 @@ from stylecls.evaluate.metrics import (
 )  # fmt: skip
 from stylecls.evaluate.predict import NonFiniteOutputs, predict, predictions_frame
 from stylecls.plotting import plot_confusion, plot_mistakes
-from stylecls.runfolder import RunFolder, write_json
+from stylecls.record import EvaluationRecord
+from stylecls.runfolder import EvaluationTables, RunFolder
 
 #: the parts of a run ``evaluate --part`` reports on (training rows are never reported)
 EVALUATED_PARTS = ("test", "val")
@@ -55,32 +52,6 @@ class EvalResult:
     confusion: pd.DataFrame
     per_domain: pd.DataFrame | None
     out_dir: Path
-
-
-def run_rows(run: RunFolder, data_root: str | Path | None = None) -> pd.DataFrame:
-    """``split.csv`` with absolute image paths under ``data_root`` or the run's data root.
-
-    Every listed image must exist, unless the run skips bad images (then missing ones are skipped
-    and counted); a run evaluated on another machine needs ``--data-root``.
-    """
-    frame = run.rows(data_root)
-    exists = np.array([Path(p).is_file() for p in frame["path"]])
-    if not exists.all() and not run.spec().skip_bad:
-        example = frame["path"][~exists].iloc[0]
-        hint = "" if data_root is not None else "; pass --data-root to point at your copy of the data"
-        raise StyleclsError(
-            f"{(~exists).sum():,} of {len(frame):,} images listed in {run.split_path} are missing "
-            f"(e.g. {example}){hint}"
-        )
-    return frame
-
-
-def run_pixels(run: RunFolder) -> Pixels:
-    """The pixel pipeline the run was trained with (schema-1 runs: today's default at their size)."""
-    record = run.record()
-    if record.data.pixels.get("version") is not None:
-        return Pixels.from_dict(record.data.pixels)
-    return Pixels(int(record.spec.img_size or 0))
 
 
 def select_rows(
@@ -166,11 +137,12 @@ def evaluate(
     run = run if isinstance(run, RunFolder) else RunFolder(run)
     record = run.record()
     spec, classes = record.spec, record.data.classes
-    rows = run_rows(run, data_root)
+    rows = run.rows(data_root)
     chosen, part = select_rows(rows, part, domain)
     train_domains = set(rows.loc[rows["part"] == "train", "domain"])
     union = _rows_to_predict(rows, part, domain)
 
+    run_state = run.status().state  # before predicting: a run that finishes meanwhile is not "done" here
     dev = select_device(device)
     model, state = run.build_model(checkpoint, dev)
     total, done = len(union), 0
@@ -181,7 +153,7 @@ def evaluate(
         if progress is not None:
             progress(done, total)
 
-    pixels = run_pixels(run)
+    pixels = run.pixels()
     source = {"dataset": spec.dataset, "root": str(data_root) if data_root is not None else record.data.root}
     try:
         probs = predict(model, union, pixels.img_size, dev, batch_size, workers, progress=advance,
@@ -200,12 +172,7 @@ def evaluate(
         raise StyleclsError(f"none of the {len(chosen):,} images of the {part!r} part could be read")
 
     metrics: dict[str, Any] = {
-        "run": record.name or run.path.name,
-        "checkpoint": checkpoint,
-        "epoch": state.get("epoch"),
-        "part": part,
         "test_domain": spec.test_domain,  # the run's held-out domain (leave-one-domain-out)
-        "domain_filter": domain,  # evaluate --domain: the one domain of the part reported here
         **classification_metrics(ev["label"].to_numpy(), ev_probs),
         "skipped": len(skipped),
         "skipped_paths": skipped[:20],
@@ -213,22 +180,20 @@ def evaluate(
     per_class = per_class_table(ev["label"].to_numpy(), ev["pred"].to_numpy(), classes)
     confusion = confusion_table(ev["label"].to_numpy(), ev["pred"].to_numpy(), classes)
 
-    out = run.eval_dir
-    out.mkdir(parents=True, exist_ok=True)
-    per_domain = None
+    tables = EvaluationTables(preds, per_class, confusion)
     if len(set(rows["domain"])) > 1:
-        per_domain = per_domain_table(preds, train_domains)
-        per_domain.to_csv(out / "per_domain.csv", index=False)
-        per_class_domain_table(preds, classes).to_csv(out / "per_class_domain.csv")
+        tables.per_domain = per_domain = per_domain_table(preds, train_domains)
+        tables.per_class_domain = per_class_domain_table(preds, classes)
         metrics["per_domain"] = {f"{r.domain} ({r.part})": float(r.accuracy) for r in per_domain.itertuples()}
         metrics.update(domain_gap(preds, train_domains, domain))
-    preds.to_csv(out / "predictions.csv", index=False)
-    per_class.to_csv(out / "per_class.csv")
-    confusion.to_csv(out / "confusion.csv")
+    evaluation = EvaluationRecord(
+        part=part, checkpoint=checkpoint, epoch=state.get("epoch"), run_state=run_state, metrics=metrics,
+        domain=domain, run=record.name or run.path.name, created=now(),
+    )  # fmt: skip
+    out = run.evaluations.write(evaluation, tables)
     where = f"{part}" + (f", {domain}" if domain else "")
     title = f"{spec.arch} + {spec.block} on {spec.dataset} ({where}): top-1 {metrics['top1']:.1%}"
     plot_confusion(confusion, out / "confusion.png", title)
     if plot_mistakes(ev, pixels, out / "mistakes.png") is None:
         (out / "mistakes.png").unlink(missing_ok=True)
-    write_json(out / "metrics.json", metrics)
-    return EvalResult(metrics, preds, per_class, confusion, per_domain, out)
+    return EvalResult(evaluation.to_dict(), preds, per_class, confusion, tables.per_domain, out)

@@ -3,7 +3,7 @@
 Per comparison group (dataset, protocol, arch): accuracy per block with the sample std over runs, the paired
 differences of every pair of blocks with both 95 % intervals and the paired test, the verdict sentences,
 and the figures. Model selection is named: the *selected* accuracy is the held-out accuracy of best.pt (chosen
-on training-domain validation; ``eval/metrics.json``); the *oracle* is the best held-out accuracy over the
+on training-domain validation; the selected evaluation); the *oracle* is the best held-out accuracy over the
 epochs that recorded one (``test_acc`` in metrics.csv) and is reported beside it only, never used to select.
 """
 
@@ -154,7 +154,7 @@ def _group(head: dict[str, str], runs: pd.DataFrame, by: str, ci: CiMethod, fig_
     n_runs = f"{len(runs)} runs"
     g.tables["accuracy"] = (
         f"Test / held-out-domain accuracy (%) of the checkpoint selected by training-domain validation (best.pt, "
-        f"eval/metrics.json), mean ± std per cell over {n_runs} in all. {PLUS_MINUS}",
+        f"the selected evaluation), mean ± std per cell over {n_runs} in all. {PLUS_MINUS}",
         accuracy_table(runs, by, SELECTED),
     )
     if has_oracle:
@@ -182,7 +182,7 @@ def _group(head: dict[str, str], runs: pd.DataFrame, by: str, ci: CiMethod, fig_
     if not unmatched.empty:
         g.tables["unmatched"] = ("Runs without a partner in a comparison (left out of that comparison).", unmatched)
     g.tables["runs"] = ("Every run of this group, with the versions it was trained with.", _runs_table(runs, by))
-    g.tables["settings"] = ("The exact settings of these runs (config.json; seed, split and held-out domain vary "
+    g.tables["settings"] = ("The exact settings of these runs (the run records; seed, split and held-out domain vary "
                             "as listed above).", _settings_table(runs, by))
     g.verdicts = [verdict(s, ci) for s in selected]
     g.verdicts += [f"Oracle selection (upper bound): {verdict(s, ci)}" for s in oracle]

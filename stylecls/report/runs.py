@@ -1,14 +1,11 @@
-"""What a report reads from one run folder, in one place.
+"""What a report reads from one run folder, in one place (all through :class:`~stylecls.runfolder.RunFolder`).
 
-:func:`run_record` is the only read of a run's ``config.json`` in this package (the typed
-run record); the other readers take the files ``stylecls train`` and ``stylecls evaluate`` leave behind:
-``metrics.csv`` (per epoch; ``test_loss``/``test_acc`` on the epochs ``--eval-test-every`` evaluated),
-``eval/per_class.csv`` and ``eval/confusion.csv``.
+The typed run record; the per-epoch metrics (``test_loss``/``test_acc`` on the epochs ``--eval-test-every``
+evaluated); and the per-class, per-domain and confusion tables of the run's selected evaluation.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +24,7 @@ ORACLE_COLUMN = "test_acc"
 
 
 def run_record(run: str | Path | RunFolder) -> RunRecord:
-    """The run's typed record (spec, data summary, versions): the one place this package reads config.json."""
+    """The run's typed record (spec, data summary, versions): the one place this package reads it."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     return folder.record()
 
@@ -38,9 +35,8 @@ def run_versions(run: str | Path | RunFolder) -> dict[str, str]:
 
 
 def epoch_metrics(run: str | Path) -> pd.DataFrame:
-    """``metrics.csv`` (one row per epoch); an empty frame when the run has none."""
-    path = RunFolder(run).metrics_path
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    """The per-epoch metrics (one row per epoch); an empty frame when the run has none."""
+    return RunFolder(run).metrics()
 
 
 def oracle_accuracy(run: str | Path) -> float:
@@ -57,27 +53,27 @@ def oracle_accuracy(run: str | Path) -> float:
 
 
 def domain_accuracy(run: str | Path) -> pd.Series:
-    """Accuracy per domain of the evaluated part (``eval/per_domain.csv``); empty for single-domain runs."""
+    """Accuracy per domain of the selected evaluation's part; empty for single-domain runs."""
     folder = RunFolder(run)
-    path = folder.eval_dir / "per_domain.csv"
-    if not path.is_file():
+    evaluation = folder.evaluations.selected()
+    table = folder.evaluations.per_domain(evaluation)
+    if table.empty:
         return pd.Series(dtype=float)
-    part = json.loads((folder.eval_dir / "metrics.json").read_text()).get("part")
-    table = pd.read_csv(path)
-    table = table[table["part"] == part] if part in set(table["part"]) else table.iloc[0:0]
+    table = table[table["part"] == evaluation.part]
     return table.set_index("domain")["accuracy"].astype(float)
 
 
 def per_class_accuracy(run: str | Path) -> pd.Series:
-    """Accuracy (recall) per class of the evaluated part, indexed by class name (``eval/per_class.csv``)."""
-    table = pd.read_csv(RunFolder(run).eval_dir / "per_class.csv", index_col="class_name")
-    return table["accuracy"].astype(float)
+    """Accuracy (recall) per class of the selected evaluation, indexed by class name."""
+    folder = RunFolder(run)
+    return folder.evaluations.per_class(folder.evaluations.selected())["accuracy"].astype(float)
 
 
 def confusion(run: str | Path, normalize: bool = True) -> pd.DataFrame:
     """The confusion matrix of the evaluated part (rows true, columns predicted); row-normalised by default
     (rows of classes without images are NaN)."""
-    counts = pd.read_csv(RunFolder(run).eval_dir / "confusion.csv", index_col=0).astype(float)
+    folder = RunFolder(run)
+    counts = folder.evaluations.confusion(folder.evaluations.selected()).astype(float)
     if not normalize:
         return counts
     totals = counts.sum(axis=1).replace(0, np.nan)

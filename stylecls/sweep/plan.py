@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stylecls.atomic import now, write_json
 from stylecls.errors import StyleclsError
-from stylecls.runfolder import CONFIG, DONE, NOT_STARTED, RunFolder, now, write_json
+from stylecls.record import NOT_STARTED
+from stylecls.runfolder import RunFolder, is_run_folder
 from stylecls.spec import RunSpec, RuntimeOptions
 
 __all__ = ["MANIFEST", "SweepPlan", "evaluated"]
@@ -22,8 +24,15 @@ MANIFEST = "sweep.json"
 
 
 def evaluated(run_dir: Path) -> bool:
-    """True when ``stylecls evaluate`` has written the run's headline metrics."""
-    return (run_dir / "eval" / "metrics.json").is_file()
+    """True when the run is done and holds a usable evaluation of its selected checkpoint (a stale, damaged
+    or missing one means the sweep evaluates it again)."""
+    if not is_run_folder(run_dir):
+        return False
+    try:
+        RunFolder(run_dir).evaluations.selected()
+    except StyleclsError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -54,13 +63,13 @@ class SweepPlan:
         raise StyleclsError(f"{self.out / MANIFEST} has no run named {name}")
 
     def status(self, spec: RunSpec) -> str:
-        """done / incomplete / not started, from the run's folder."""
+        """The run's state (:data:`stylecls.record.STATES`), from its folder."""
         path = self.run_dir(spec)
-        return RunFolder(path, must_exist=False).status() if path.is_dir() else NOT_STARTED
+        return RunFolder(path, must_exist=False).status().state if path.is_dir() else NOT_STARTED
 
     def pending(self) -> list[RunSpec]:
         """The runs with work left: not done, or done but not yet evaluated."""
-        return [s for s in self.specs if not (self.status(s) == DONE and evaluated(self.run_dir(s)))]
+        return [s for s in self.specs if not evaluated(self.run_dir(s))]
 
     def check_out(self) -> None:
         """Refuse (before anything starts) an ``out`` whose folder of a planned run holds another spec."""
@@ -70,7 +79,7 @@ class SweepPlan:
                                 f"{' ...' if len(files) > 3 else ''}; move them away or pick another --out")
         for spec in self.specs:
             path = self.run_dir(spec)
-            if (path / CONFIG).is_file():
+            if is_run_folder(path):
                 diff = RunFolder(path).spec().differences(spec)
                 if diff:
                     shown = ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in list(diff.items())[:3])

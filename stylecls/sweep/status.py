@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,38 +9,38 @@ import pandas as pd
 from rich.table import Table
 
 from stylecls.errors import StyleclsError
-from stylecls.runfolder import CONFIG, INCOMPLETE, RunFolder
+from stylecls.record import NOT_STARTED
+from stylecls.runfolder import RunFolder, find_run_folders
 from stylecls.spec import RunSpec
 from stylecls.sweep.plan import MANIFEST, SweepPlan
 
 __all__ = ["plan_frame", "run_status", "status_frame", "status_table"]
 
-COLUMNS = ["run", "spec", "status", "epoch", "epochs", "best_val", "test_top1"]
-
-
-def _test_top1(run_dir: Path) -> float | None:
-    """Top-1 of the evaluated part, from eval/metrics.json (the one place this key is read)."""
-    try:
-        return float(json.loads((run_dir / "eval" / "metrics.json").read_text())["top1"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+COLUMNS = ["run", "spec", "status", "epoch", "epochs", "best_val", "test_top1", "note"]
+#: a run folder whose files cannot be read (listed, never a reason to stop listing the others)
+UNREADABLE = "unreadable"
 
 
 def run_status(run_dir: Path, spec: RunSpec | None = None) -> dict[str, Any]:
-    """One row: run, spec summary, status (``running`` while a trainer holds its lock), epoch
-    reached, best validation accuracy, test top-1."""
-    folder = RunFolder(run_dir, must_exist=False)
-    status = folder.status() if run_dir.is_dir() else "not started"
-    row: dict[str, Any] = {"run": run_dir.name, "spec": spec.summary() if spec else "", "status": status,
+    """One row: run, spec summary, state, epoch reached, best validation accuracy, and the test top-1 of the
+    run's selected evaluation (empty, with the reason in ``note``, where there is no usable one)."""
+    row: dict[str, Any] = {"run": run_dir.name, "spec": spec.summary() if spec else "", "status": NOT_STARTED,
                            "epoch": None, "epochs": spec.epochs if spec else None, "best_val": None,
-                           "test_top1": None}
-    if folder.config_path.is_file():
-        spec = folder.spec()
-        state = folder.state()
-        row.update(spec=spec.summary(), epochs=spec.epochs, epoch=state.get("epoch"),
-                   best_val=state.get("best_val_acc"), test_top1=_test_top1(run_dir))
-        if status == INCOMPLETE and folder.is_locked():
-            row["status"] = "running"
+                           "test_top1": None, "note": ""}  # fmt: skip
+    folder = RunFolder(run_dir, must_exist=False)
+    if not folder.config_path.is_file():
+        return row
+    try:
+        spec, status = folder.spec(), folder.status()
+    except StyleclsError as e:
+        return {**row, "status": UNREADABLE, "note": str(e)}
+    row.update(spec=spec.summary(), epochs=spec.epochs, status=status.state, epoch=status.epoch,
+               best_val=status.best_val_acc)
+    if status.finished:
+        try:
+            row["test_top1"] = folder.evaluations.selected().top1
+        except StyleclsError as e:
+            row["note"] = getattr(e, "reason", str(e))
     return row
 
 
@@ -61,16 +60,19 @@ def status_frame(out: str | Path) -> pd.DataFrame:
         seen = {s.run_name() for s in plan.specs}
     elif not out.is_dir():
         raise StyleclsError(f"{out} does not exist")
-    for config in sorted(out.glob(f"*/{CONFIG}")):
-        if config.parent.name not in seen:
-            rows.append(run_status(config.parent))
+    for run_dir in find_run_folders(out):
+        if run_dir.name not in seen and run_dir != out:
+            rows.append(run_status(run_dir))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def status_table(frame: pd.DataFrame, title: str) -> Table:
-    colour = {"done": "green", "running": "cyan", "incomplete": "yellow", "not started": "dim"}
+    colour = {"done": "green", "running": "cyan", "interrupted": "yellow", "failed": "red", "not started": "dim",
+              UNREADABLE: "red"}
     table = Table(title=title)
-    for column in ("run", "spec", "status", "epoch", "best val", "test top-1"):
+    notes = frame["note"].fillna("").astype(str) if "note" in frame else pd.Series([""] * len(frame))
+    columns = ("run", "spec", "status", "epoch", "best val", "test top-1") + (("note",) if notes.any() else ())
+    for column in columns:
         table.add_column(column, justify="right" if column in ("epoch", "best val", "test top-1") else "left")
 
     def pct(x: Any) -> str:
@@ -79,7 +81,8 @@ def status_table(frame: pd.DataFrame, title: str) -> Table:
     for r in frame.to_dict("records"):
         epoch = "" if r["epoch"] is None or pd.isna(r["epoch"]) else f"{int(r['epoch'])}/{r['epochs']}"
         status = f"[{colour.get(r['status'], 'white')}]{r['status']}[/]"
-        table.add_row(r["run"], r["spec"], status, epoch, pct(r["best_val"]), pct(r["test_top1"]))
+        cells = [r["run"], r["spec"], status, epoch, pct(r["best_val"]), pct(r["test_top1"])]
+        table.add_row(*cells, *([str(r.get("note") or "")] if notes.any() else []))
     counts = frame["status"].value_counts()
     table.caption = ", ".join(f"{n} {s}" for s, n in counts.items())
     return table

@@ -72,13 +72,10 @@ def load_data(spec: RunSpec, data_root: str | None) -> RunData:
 def recorded_data(folder: RunFolder) -> RunData:
     """The rows a run trained on, from its split.csv (resume never re-splits)."""
     record = folder.record()
-    frame = folder.rows()
-    missing = [p for p in frame["path"].head(50) if not Path(p).is_file()]
-    if missing and not record.spec.skip_bad:
-        raise StyleclsError(
-            f"the images of {folder.path} are gone (e.g. {missing[0]}); the run's data root was {record.data.root}. "
-            f"`stylecls data check --dataset {record.spec.dataset}` says what is there"
-        )
+    try:
+        frame = folder.rows()
+    except StyleclsError as e:
+        raise StyleclsError(f"{e}. `stylecls data check --dataset {record.spec.dataset}` says what is there") from None
     info = {**record.data.info, "classes": record.data.classes, "domains": record.data.domains,
             "dataset": record.spec.dataset, "root": record.data.info.get("root", record.data.root)}
     return RunData(frame, Path(record.data.root), info)

@@ -20,8 +20,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
+from stylecls.atomic import save_checkpoint
 from stylecls.errors import StyleclsError
-from stylecls.runfolder import RunFolder, save_checkpoint
+from stylecls.record import RUNNING
+from stylecls.runfolder import RunFolder
 from stylecls.spec import RunSpec
 from stylecls.train.data import RunData
 from stylecls.train.optim import build_optimizer, build_scheduler
@@ -49,6 +51,8 @@ class Trainer:
         self.amp_dtype = torch.bfloat16 if (not cuda or torch.cuda.is_bf16_supported()) else torch.float16
         self.channels_last = runtime.channels_last if runtime.channels_last is not None else cuda
         self.workers = runtime.workers if runtime.workers is not None else default_workers(device)
+        if runtime.sync_bn and spec.bn == "frozen":  # SyncBatchNorm would replace the frozen layers with training ones
+            raise StyleclsError("--sync-bn and --bn frozen do not go together: frozen BatchNorm has nothing to sync")
         if runtime.sync_bn and ddp.enabled and not cuda:
             raise StyleclsError("--sync-bn needs CUDA devices: SyncBatchNorm does not run on the CPU")
         if cuda:
@@ -114,7 +118,7 @@ class Trainer:
     # -- state -----------------------------------------------------------------------------------
 
     def runtime_record(self, runtime: Any, threads: int) -> dict[str, Any]:
-        """The runtime as asked for and as resolved, for config.json."""
+        """The runtime as asked for and as resolved, for the run record."""
         return {
             "requested": runtime.to_dict(),
             "device": str(self.device),
@@ -340,7 +344,7 @@ def fit(t: Trainer, stop: StopFlag, show_progress: bool, loggers: list[Any]) -> 
             if best:
                 t.save("best")
             t.save("last")
-            t.folder.set_state("running", epoch=epoch, best_epoch=t.best_epoch, best_val_acc=t.best_val_acc)
+            t.folder.set_status(RUNNING, epoch=epoch, best_epoch=t.best_epoch, best_val_acc=t.best_val_acc)
             print_epoch(row, epochs, best)
             for logger in loggers:
                 logger.log_epoch(epoch, row)

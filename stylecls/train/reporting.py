@@ -21,7 +21,7 @@ PLAIN_LOG_SECONDS = 60.0  # without a terminal, a progress line at most this oft
 
 def print_settings(spec: RunSpec, info: dict[str, Any], counts: dict[str, int], run_dir: Path,
                    runtime: dict[str, Any], pixels: str) -> None:
-    """The resolved recipe, the data and the device, before the first step (also in config.json)."""
+    """The resolved recipe, the data and the device, before the first step (also in the run record)."""
     console.print(f"[bold]stylecls train[/] -> {run_dir}")
     console.print(
         f"  data     {spec.dataset} ({info.get('data_root')}), protocol {info.get('protocol')}"
@@ -55,13 +55,13 @@ def print_settings(spec: RunSpec, info: dict[str, Any], counts: dict[str, int], 
         console.print(
             f"  [yellow]incomplete copy of {spec.dataset}: found {found.get('images', '?'):,} of "
             f"{expected.get('images', '?'):,} images, {found.get('classes', '?')} of {expected.get('classes', '?')} "
-            "classes (recorded in config.json)[/]"
+            "classes (recorded in the run record)[/]"
         )
     warnings = [w for w in info.get("warnings", []) if not w.startswith("incomplete copy")]
     for w in warnings[:5]:
         console.print(f"  [yellow]warning:[/] {w}")
     if len(warnings) > 5:
-        console.print(f"  [yellow]... {len(warnings) - 5} more warnings in config.json[/]")
+        console.print(f"  [yellow]... {len(warnings) - 5} more warnings in the run record[/]")
 
 
 def print_epoch(row: dict[str, Any], epochs: int, best: bool) -> None:

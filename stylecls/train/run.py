@@ -3,7 +3,7 @@
 ``train`` starts a new run in a folder of its own; ``resume`` continues one from ``last.pt``;
 ``run_spec`` is what sweeps call: skip a ``done`` run, resume an ``incomplete`` one, start the rest.
 A run folder is claimed atomically (``os.mkdir`` of its final name) and locked for the trainer's
-life, so two commands never write one folder. ``status.json`` says ``done`` last of all.
+life, so two commands never write one folder. its status says ``done`` last of all.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from stylecls.atomic import LOCK, now
 from stylecls.errors import StyleclsError
-from stylecls.record import DataSummary, RunRecord
-from stylecls.runfolder import DONE, RunFolder, now
+from stylecls.record import DONE, FAILED, INTERRUPTED, RUNNING, DataSummary, RunRecord
+from stylecls.runfolder import RunFolder, is_run_folder
 from stylecls.spec import RunSpec, RuntimeOptions
 from stylecls.train.data import RunData, load_data, recorded_data
 from stylecls.train.loop import Trainer, fit, log_confusion
@@ -60,11 +61,11 @@ def claim_folder(spec: RunSpec, runtime: RuntimeOptions) -> Path:
         try:
             path.mkdir()
         except FileExistsError:
-            if (path / "config.json").exists():
+            if is_run_folder(path):
                 raise StyleclsError(
                     f"{path} already holds a run; resume it with --resume {path} or pick another --name"
                 ) from None
-            if not path.is_dir() or any(p.name != ".lock" for p in path.iterdir()):
+            if not path.is_dir() or any(p.name != LOCK for p in path.iterdir()):
                 raise StyleclsError(f"{path} exists and is not empty; pick another --name or --out") from None
         return path
     base, n = spec.run_name(), 1
@@ -131,8 +132,8 @@ def _resume(folder: RunFolder, runtime: RuntimeOptions, ddp: Dist) -> Path:
         raise StyleclsError(f"{folder.checkpoint_path('last')} does not fit this run's model: {e}") from None
     if trainer.epoch >= int(spec.epochs):  # type: ignore[arg-type]
         if ddp.main:
-            if folder.status() != DONE:  # stopped between the last checkpoint and the done marker
-                folder.set_state(DONE, epoch=trainer.epoch, best_epoch=trainer.best_epoch,
+            if not folder.status().finished:  # stopped between the last checkpoint and the done marker
+                folder.set_status(DONE, epoch=trainer.epoch, best_epoch=trainer.best_epoch,
                                  best_val_acc=trainer.best_val_acc, finished=now())
             console.print(f"{folder.path} already finished its {spec.epochs} epochs; nothing to resume")
         return folder.path
@@ -166,12 +167,12 @@ def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
     """Fit, then record how the run ended: done, interrupted (resumable) or failed."""
     folder, ddp = trainer.folder, trainer.ddp
     started = time.perf_counter()
-    previous = folder.state().get("seconds", 0.0) if ddp.main else 0.0
+    previous = float(folder.status().details.get("seconds", 0.0)) if ddp.main else 0.0
     show = ddp.main and (runtime.progress if runtime.progress is not None else console.is_terminal)
     stop = StopFlag()
     loggers = _loggers(trainer, runtime)
     if ddp.main:
-        folder.set_state("running", epoch=trainer.epoch, pid=os.getpid())
+        folder.set_status(RUNNING, epoch=trainer.epoch, pid=os.getpid())
     try:
         with stop.installed():
             fit(trainer, stop, show, loggers)
@@ -179,7 +180,7 @@ def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
     except (KeyboardInterrupt, Preempted) as e:
         if ddp.main:
             why = "Ctrl-C" if isinstance(e, KeyboardInterrupt) else str(e)
-            folder.set_state("interrupted", reason=why, epoch=trainer.epoch)
+            folder.set_status(INTERRUPTED, reason=why, epoch=trainer.epoch)
             done = f"epoch {trainer.epoch}" if trainer.epoch else "the initial weights"
             console.print(f"[yellow]interrupted ({why}) in epoch {trainer.epoch + 1}[/]: last.pt holds {done} "
                           "(the unfinished epoch is not kept)")
@@ -187,14 +188,14 @@ def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
         raise
     except BaseException as e:
         if ddp.main:
-            folder.set_state("failed", error=f"{type(e).__name__}: {e}", epoch=trainer.epoch)
+            folder.set_status(FAILED, reason=f"{type(e).__name__}: {e}", epoch=trainer.epoch)
         raise
     finally:
         for logger in loggers:
             logger.close()
     if ddp.main:
         seconds = round(previous + time.perf_counter() - started, 1)
-        folder.set_state(DONE, epoch=trainer.epoch, best_epoch=trainer.best_epoch, best_val_acc=trainer.best_val_acc,
+        folder.set_status(DONE, epoch=trainer.epoch, best_epoch=trainer.best_epoch, best_val_acc=trainer.best_val_acc,
                          seconds=seconds, finished=now())  # the done marker: the last write of a run
         console.print(f"done: best val acc {100 * trainer.best_val_acc:.1f}% at epoch {trainer.best_epoch}; "
                       f"next: stylecls evaluate {folder.path}")
@@ -232,7 +233,7 @@ def train(spec: RunSpec, runtime: RuntimeOptions | None = None) -> Path:
 
 def _remove_unused(path: Path) -> None:
     """Remove a claimed folder that holds nothing but our lock file (bad input found after the claim)."""
-    (path / ".lock").unlink(missing_ok=True)
+    (path / LOCK).unlink(missing_ok=True)
     try:
         path.rmdir()
         path.parent.rmdir()  # an --out made for this run alone
@@ -256,15 +257,14 @@ def run_spec(spec: RunSpec, runtime: RuntimeOptions, run_dir: str | Path) -> Pat
                     shown = "; ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in list(diff.items())[:4])
                     raise StyleclsError(f"{folder.path} holds a run of another spec ({shown}); "
                                         "pick another --out or remove it")
-                if folder.status() == DONE:
+                if folder.status().finished:
                     if ddp.main:
                         console.print(f"{folder.path} is done; skipped")
                     return folder.path
                 if folder.checkpoint_path("last").is_file():
                     return _resume(folder, runtime, ddp)
                 if ddp.main:  # died before its first checkpoint: nothing to keep
-                    for name in ("config.json", "status.json", "split.csv", "metrics.csv"):
-                        (folder.path / name).unlink(missing_ok=True)
+                    folder.discard()
             return _start(spec, runtime, folder, ddp)
 
 
@@ -296,7 +296,7 @@ def resume(run_dir: str | Path, device: str | None = None, workers: int | None =
     change (``device``, ``workers``, ``threads``, ``progress``, ``tensorboard``). A finished run is left as it is."""
     folder = RunFolder(run_dir)
     record = folder.record()
-    if record.schema_version == 1 and not (folder.path / "status.json").is_file():
+    if record.schema_version == 1:
         raise StyleclsError(f"{folder.path} was written by stylecls 0.1 (schema 1); it evaluates and compares, "
                             "but cannot be resumed by this version")
     if not folder.checkpoint_path("last").is_file():

@@ -1,0 +1,297 @@
+"""The run folder: its record, status, split rows, per-epoch metrics and checkpoints (typed reads and writes)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+
+from stylecls.atomic import atomic_write_bytes, hold_lock, load_checkpoint, lock_held, now, write_json
+from stylecls.errors import StyleclsError
+from stylecls.record import DONE, INTERRUPTED, NOT_STARTED, RUNNING, RunRecord, RunStatus
+from stylecls.runfolder.files import CHECKPOINTS, CONFIG, EPOCHS, EVAL, INSPECT, SPLIT, STATUS, STYLE_TEST, TENSORBOARD
+from stylecls.spec import RunSpec
+
+if TYPE_CHECKING:
+    from stylecls.data.pixels import Pixels
+    from stylecls.runfolder.evaluations import Evaluations
+
+SPLIT_COLUMNS = ("path", "label", "class_name", "domain", "split", "part")
+#: the columns of the per-epoch metrics file
+EPOCH_COLUMNS = (
+    "epoch", "train_loss", "train_acc", "train_objective", "val_loss", "val_acc", "test_loss", "test_acc",
+    "lr", "img_per_s", "seconds", "skipped",
+)  # fmt: skip
+
+
+class RunFolder:
+    """Typed reads and writes of one run folder; raises :class:`StyleclsError` if it is not a run."""
+
+    def __init__(self, path: str | Path, must_exist: bool = True) -> None:
+        self.path = Path(path)
+        self._record: RunRecord | None = None
+        if must_exist:
+            if self.path.is_file():
+                raise StyleclsError(f"{self.path} is a file; pass the run folder that holds it ({self.path.parent})")
+            if not self.path.is_dir():
+                raise StyleclsError(f"{self.path} is not a run folder: it does not exist")
+            if not self.config_path.is_file():
+                raise StyleclsError(f"{self.path} is not a run folder: it has no {CONFIG} (made by `stylecls train`)")
+
+    # -- where things are ----------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / STATUS
+
+    @property
+    def split_path(self) -> Path:
+        return self.path / SPLIT
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / EPOCHS
+
+    @property
+    def eval_dir(self) -> Path:
+        """The selected evaluation's folder (test part, best.pt)."""
+        return self.path / EVAL
+
+    @cached_property
+    def evaluations(self) -> Evaluations:
+        """What ``stylecls evaluate`` made, and which of it results readers may use."""
+        from stylecls.runfolder.evaluations import Evaluations
+
+        return Evaluations(self)
+
+    @property
+    def inspect_dir(self) -> Path:
+        return self.path / INSPECT
+
+    @property
+    def style_test_dir(self) -> Path:
+        return self.path / STYLE_TEST
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD
+
+    def checkpoint_path(self, which: str = "best") -> Path:
+        if which not in CHECKPOINTS:
+            raise StyleclsError(f"unknown checkpoint {which!r}; choose one of: {', '.join(CHECKPOINTS)}")
+        return self.path / f"{which}.pt"
+
+    def owns(self, path: str | Path) -> bool:
+        """True when ``path`` is this folder or inside it (nothing else may write there)."""
+        p, mine = Path(path).resolve(), self.path.resolve()
+        return p == mine or mine in p.parents
+
+    # -- the record ----------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """The run record as written (prefer :meth:`record` / :meth:`spec`)."""
+        return read_json(self.config_path)
+
+    def record(self) -> RunRecord:
+        if self._record is None:
+            try:
+                self._record = RunRecord.from_dict(self.config())
+            except StyleclsError as e:
+                raise StyleclsError(f"{self.config_path} is not a stylecls run record: {e}") from None
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                why = f"{type(e).__name__}: {e}"
+                raise StyleclsError(f"{self.config_path} is not a stylecls run record ({why})") from None
+        return self._record
+
+    def write_record(self, record: RunRecord) -> None:
+        write_json(self.config_path, record.to_dict())
+        self._record = record
+
+    def spec(self) -> RunSpec:
+        return self.record().spec
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.record().data.classes)
+
+    def pixels(self) -> Pixels:
+        """The pixel pipeline the run was trained with (schema-1 runs: today's default at their size)."""
+        from stylecls.data.pixels import Pixels
+
+        record = self.record()
+        if record.data.pixels.get("version") is not None:
+            return Pixels.from_dict(record.data.pixels)
+        return Pixels(int(record.spec.img_size or 0))
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self) -> RunStatus:
+        """Where the run stands, from the folder alone (see :class:`~stylecls.record.RunStatus`)."""
+        if self.status_path.is_file():
+            try:
+                status = RunStatus.from_dict(read_json(self.status_path))
+            except StyleclsError as e:
+                raise StyleclsError(f"{self.status_path} is damaged: {e}") from None
+        elif self.config_path.is_file() and self.record().schema_version == 1:
+            old = self.config()
+            status = RunStatus(state=DONE if old.get("status") == "finished" else INTERRUPTED)
+        else:
+            return RunStatus(NOT_STARTED) if not self.config_path.is_file() else RunStatus(INTERRUPTED)
+        if status.state == RUNNING and not self.is_locked():
+            return RunStatus(INTERRUPTED, status.epoch, status.best_epoch, status.best_val_acc,
+                             "the trainer stopped without a word (killed?)", status.updated, status.details)
+        return status
+
+    def set_status(self, state: str, **details: Any) -> None:
+        """Rewrite the status file atomically, keeping earlier details; ``done`` is the last thing a run writes."""
+        previous = read_json(self.status_path) if self.status_path.is_file() else {}
+        values = {**previous, "state": state, "updated": now(), **details}
+        RunStatus.from_dict(values)  # refuse a state outside the vocabulary before writing it
+        write_json(self.status_path, values)
+
+    def discard(self) -> None:
+        """Remove what a run that died before its first checkpoint wrote (nothing in it is worth keeping)."""
+        for name in (CONFIG, STATUS, SPLIT, EPOCHS):
+            (self.path / name).unlink(missing_ok=True)
+        self._record = None
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Hold the run for this process's life: a second trainer of the same folder (two commands, two
+        sweep launchers) gets a clear error instead of interleaving its metrics with the first's."""
+        return hold_lock(self.path)
+
+    def is_locked(self) -> bool:
+        """True while some process trains this run."""
+        return lock_held(self.path)
+
+    # -- rows, metrics, model ------------------------------------------------------------------
+
+    def write_rows(self, frame: pd.DataFrame, root: Path) -> None:
+        """split.csv: paths relative to the data root exactly as the catalog found them (a symlinked
+        image stays under the root, so a moved root with ``--data-root`` still finds it)."""
+        rows = frame[list(SPLIT_COLUMNS)].copy()
+        base = os.path.abspath(root)
+
+        def relative(p: str) -> str:
+            q = os.path.abspath(p)
+            return Path(os.path.relpath(q, base)).as_posix() if q.startswith(base + os.sep) else q
+
+        rows["path"] = rows["path"].map(relative)
+        atomic_write_bytes(self.split_path, lambda f: f.write(rows.to_csv(index=False).encode()))
+
+    def rows(self, data_root: str | Path | None = None, check_images: bool = True) -> pd.DataFrame:
+        """split.csv with absolute image paths under ``data_root`` (default: the run's data root).
+
+        With ``check_images`` every listed image must exist, unless the run skips bad images (then missing
+        ones are skipped and counted by its readers); a run read on another machine needs ``--data-root``.
+        """
+        if not self.split_path.is_file():
+            raise StyleclsError(f"{self.path} has no {SPLIT}: cannot tell which images it was trained on")
+        try:
+            frame = pd.read_csv(self.split_path, dtype={"path": str, "class_name": str, "domain": str})
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+            raise StyleclsError(f"{self.split_path} is damaged: {e}") from None
+        needed = {"path", "label", "class_name", "domain", "part"}
+        if missing := needed - set(frame.columns):
+            raise StyleclsError(f"{self.split_path} lacks the columns {sorted(missing)}")
+        root = Path(data_root if data_root is not None else self.record().data.root).expanduser()
+        frame["path"] = [p if Path(p).is_absolute() else str(root / p) for p in frame["path"]]
+        frame["domain"] = frame["domain"].fillna("").astype(str)
+        if check_images and not self.spec().skip_bad:
+            exists = frame["path"].map(os.path.isfile).to_numpy(dtype=bool)
+            if not exists.all():
+                example = frame["path"][~exists].iloc[0]
+                hint = "" if data_root is not None else "; pass --data-root to point at your copy of the data"
+                raise StyleclsError(
+                    f"{(~exists).sum():,} of {len(frame):,} images listed in {self.split_path} are missing "
+                    f"(e.g. {example}){hint}"
+                )
+        return frame
+
+    def append_metrics(self, row: Mapping[str, Any]) -> None:
+        """One epoch's row; the columns are :data:`EPOCH_COLUMNS` (absent values left empty)."""
+        import csv
+
+        new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=EPOCH_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def metrics(self) -> pd.DataFrame:
+        """metrics.csv, one row per epoch (empty before the first epoch); a damaged file is an error."""
+        if not self.metrics_path.is_file():
+            return pd.DataFrame(columns=list(EPOCH_COLUMNS))
+        try:
+            frame = pd.read_csv(self.metrics_path)
+            if "epoch" not in frame:
+                raise ValueError("no epoch column")
+            frame["epoch"] = pd.to_numeric(frame["epoch"], errors="raise").astype(int)
+        except (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise StyleclsError(f"{self.metrics_path} is damaged ({why[:120]}); fix or remove the bad lines") from None
+        return frame
+
+    def trim_metrics(self, epochs: int) -> None:
+        """Drop rows after ``epochs`` (written before a crash that beat the checkpoint)."""
+        frame = self.metrics()
+        kept = frame[frame["epoch"] <= epochs]
+        if len(kept) != len(frame):
+            atomic_write_bytes(self.metrics_path, lambda f: f.write(kept.to_csv(index=False).encode()))
+
+    def load_checkpoint(self, which: str = "best", map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        return load_checkpoint(self.checkpoint_path(which), map_location)
+
+    def build_model(self, checkpoint: str = "best", device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+        """The run's model with ``checkpoint`` loaded, in eval mode, and the checkpoint's state."""
+        from stylecls.models import build_model_for_spec
+
+        spec = self.spec()
+        state = self.load_checkpoint(checkpoint, map_location="cpu")
+        model = build_model_for_spec(spec, len(self.classes))
+        try:
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StyleclsError(
+                f"{self.checkpoint_path(checkpoint)} does not match the model in {self.config_path} "
+                f"({spec.arch} + {spec.block}): {first[:160]}"
+            ) from None
+        return model.to(device).eval(), state
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """True for a folder holding a run record (finished or not, readable or not)."""
+    return (Path(path) / CONFIG).is_file()
+
+
+def find_run_folders(path: str | Path) -> list[Path]:
+    """Run folders at or below ``path`` (a run folder itself, or a folder holding runs), sorted."""
+    path = Path(path)
+    if (path / CONFIG).is_file():
+        return [path]
+    return sorted(c.parent for c in path.rglob(CONFIG)) if path.is_dir() else []
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; unreadable or invalid is one :class:`StyleclsError` naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StyleclsError(f"cannot read {path}: {e}") from None
