@@ -6,6 +6,8 @@
    alternating trials, medians compared. Both include decoding; neither uses a prepared cache.
 2. The exported ONNX model on onnxruntime (CPU) vs the eager PyTorch model on the same normalised
    batch of real images, same thread count, median of repeated forward passes.
+3. The cost of the pixel-limit check prediction makes for every file (PIL reads the header before
+   torchvision decodes): microseconds per file for the check and for the decode, medians over the files.
 
 Without ``--run`` a throw-away run is trained for one epoch on 32 images (its accuracy is irrelevant;
 only the network's shape matters)::
@@ -67,6 +69,24 @@ def baseline_rate(model: torch.nn.Module, folder: datasets.ImageFolder, args: ar
         probs.topk(5, dim=1)
         n += len(images)
     return n / (time.perf_counter() - start)
+
+
+def decode_costs(files: list[Path], trials: int) -> tuple[float, float]:
+    """Median microseconds per file of the pixel-limit header check and of the whole decode (which includes it)."""
+    from stylecls.data.decode import decode
+    from stylecls.evaluate.predict import check_pixel_count
+
+    check, full = [], []
+    for _ in range(trials):
+        start = time.perf_counter()
+        for p in files:
+            check_pixel_count(str(p))
+        check.append((time.perf_counter() - start) / len(files) * 1e6)
+        start = time.perf_counter()
+        for p in files:
+            decode(str(p))
+        full.append((time.perf_counter() - start) / len(files) * 1e6)
+    return statistics.median(check), statistics.median(full)
 
 
 def median_forward(fn, repeats: int) -> float:  # noqa: ANN001 - a no-argument callable
@@ -139,6 +159,7 @@ def main() -> None:
         eager_rate, onnx_rate = len(x) / statistics.median(eager_s), len(x) / statistics.median(onnx_s)
 
     api, base = statistics.median(rates["api"]), statistics.median(rates["baseline"])
+    check_us, decode_us = decode_costs(files[:500], args.trials)
     command = (f"python benchmarks/predict_throughput.py --data-root {args.data_root} --arch {args.arch} "
                f"--block {args.block} --img-size {args.img_size} --batch-size {args.batch_size} "
                f"--workers {args.workers} --threads {args.threads}")
@@ -161,6 +182,8 @@ def main() -> None:
         "eager_img_s": round(eager_rate, 1),
         "onnx_ratio": round(onnx_rate / eager_rate, 2),
         "onnx_max_abs_diff": exported.max_abs_diff,
+        "pixel_check_us_per_file": round(check_us, 1),
+        "decode_us_per_file": round(decode_us, 1),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
@@ -184,6 +207,8 @@ def main() -> None:
         f"| exported ONNX on onnxruntime | {onnx_rate:,.1f} |\n"
         f"| **ratio** | **{onnx_rate / eager_rate:.2f}x** |\n\n"
         f"Max abs difference of the ONNX logits vs PyTorch: {exported.max_abs_diff:.2e}. "
+        f"The pixel-limit check (PIL header read) costs {check_us:,.0f} µs per file of a {decode_us:,.0f} µs "
+        f"decode ({check_us / decode_us:.1%}; first {min(len(files), 500)} files). "
         f"Machine: {os.cpu_count()} CPUs (1-min load average {os.getloadavg()[0]:.1f} at "
         "the end): absolute rates are noisy, the alternating trials keep the ratios fair.\n"
     )

@@ -20,27 +20,35 @@ from __future__ import annotations
 import inspect
 import math
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from stylecls.errors import StyleclsError, unknown_name
-from stylecls.style_pool import SRM_EPS, StyleJoin, accumulation_dtype, moments, style_pool
+from stylecls.style_pool import SRM_EPS, FoldCache, StyleJoin, accumulation_dtype, fold_batch_norm, moments, style_pool
 
 __all__ = [
     "BLOCKS",
     "BLOCK_INITS",
     "ECA",
     "GatherExcite",
+    "PRESENTATION",
+    "Presentation",
+    "REFERENCE_BLOCK",
     "Recalibration",
     "SqueezeExcite",
     "StyleRecalibration",
     "add_recalibrated",
+    "block_differences",
     "block_factory",
+    "block_order",
     "create_block",
     "no_weight_decay_names",
+    "presentation",
+    "register_block",
     "style_pool",
 ]
 
@@ -166,6 +174,7 @@ class StyleRecalibration(Recalibration):
         self.pooling = pooling
         self.integration = integration
         self.eps = _positive_float("eps", eps)
+        self._fold = FoldCache()  # the eval-mode CFC with its BatchNorm folded in (see _inference_gate)
         n_style = 2 if pooling == "mean+std" else 1
         if integration == "cfc":
             # (C, n_style): the reference implementation's Conv1d(C, C, kernel=2, groups=C) weight, squeezed.
@@ -234,28 +243,11 @@ class StyleRecalibration(Recalibration):
         else:
             mean, std, _ = moments(x, self.eps)
             feats = self.select([mean, std])
-        weights, shift = self._fold(feats[0].dtype, x.device)
+        weights, shift = self._fold.get(self.cfc, self.bn, feats[0].dtype, x.device)
         z = torch.addcmul(shift, feats[0], weights[0])
         if len(feats) == 2:
             z.addcmul_(feats[1], weights[1])
         return self.activation(z).to(x.dtype)
-
-    def _fold(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-        """(weights (n_style, C, 1, 1), shift (C, 1, 1)): the CFC with the BatchNorm folded in,
-        recomputed when a parameter or statistic changed (its version counter) or moved."""
-        bn = self.bn
-        tensors = [self.cfc, bn.weight, bn.bias, cast(Tensor, bn.running_mean), cast(Tensor, bn.running_var)]
-        if any(t.is_inference() for t in tensors):  # no version counters: do not cache
-            key = None
-        else:
-            key = (dtype, device, *(t._version for t in tensors), *(t.data_ptr() for t in tensors))
-        cached = self.__dict__.get("_fold_cache")
-        if key is None or cached is None or cached[0] != key:
-            scale, shift = self._folded_bn()
-            weights = (self.cfc * scale[:, None]).t().to(device=device, dtype=dtype)[:, :, None, None]
-            cached = (key, weights.contiguous(), shift.to(device=device, dtype=dtype)[:, None, None])
-            self.__dict__["_fold_cache"] = cached
-        return cached[1], cached[2]
 
     def join(self, x: Tensor, identity: Tensor) -> Tensor:
         """``identity + x·gate(x)``; in training, through :class:`~stylecls.style_pool.StyleJoin`'s fused backward."""
@@ -274,15 +266,8 @@ class StyleRecalibration(Recalibration):
     def _batch_norm(self, z: Tensor) -> Tensor:
         if self.training or not self.bn.track_running_stats:
             return self.bn(z)
-        scale, shift = self._folded_bn()
+        scale, shift = fold_batch_norm(self.bn)
         return torch.addcmul(shift.to(z.dtype), z, scale.to(z.dtype))
-
-    def _folded_bn(self) -> tuple[Tensor, Tensor]:
-        # eval: BN(z) = z·s + t with s = γ/sqrt(var+eps), t = β - mean·s (folded into the CFC's output)
-        bn = self.bn
-        running_mean, running_var = cast(Tensor, bn.running_mean), cast(Tensor, bn.running_var)
-        scale = bn.weight * torch.rsqrt(running_var + bn.eps)
-        return scale, bn.bias - running_mean * scale
 
     @torch.no_grad()
     def effective_weights(self) -> Tensor:
@@ -290,7 +275,7 @@ class StyleRecalibration(Recalibration):
         depends on its mean and its std at inference (the paper's style-importance analysis)."""
         if self.integration != "cfc":
             raise ValueError("effective weights exist for the CFC integration only")
-        scale, _ = self._folded_bn()
+        scale, _ = fold_batch_norm(self.bn)
         return self.cfc * scale[:, None]
 
     def extra_repr(self) -> str:
@@ -397,3 +382,56 @@ def no_weight_decay_names(model: nn.Module) -> set[str]:
             prefix = f"{mod_name}." if mod_name else ""
             names.update(prefix + p for p, _ in module.named_parameters())
     return names
+
+
+# --- How results present a block (tables, figures, verdicts); the one place that says it ----------------------
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How results show a block: ``label`` in tables, figures and sentences; ``rank`` orders the rows.
+
+    A difference is always *earlier − later* in this order, so the reference (``none``, ranked last) is the
+    one subtracted and a positive number means the block helps.
+    """
+
+    label: str
+    rank: int = 500
+
+
+#: The plain network every block is measured against; ranked last.
+REFERENCE_BLOCK = "none"
+PRESENTATION: dict[str, Presentation] = {
+    "srm": Presentation("SRM", 0),
+    "se": Presentation("SE", 10),
+    "ge": Presentation("GE", 20),
+    "eca": Presentation("ECA", 30),
+    REFERENCE_BLOCK: Presentation("none", 1_000),
+}
+
+
+def register_block(name: str, factory: Any, *, label: str | None = None, rank: int = 500) -> None:
+    """Add a block to :data:`BLOCKS` with how results show it (default: its name, after the presented blocks
+    and before the reference); every table and figure then shows it without being told."""
+    BLOCKS[name] = factory
+    PRESENTATION[name] = Presentation(label or name, rank)
+
+
+def presentation(name: str) -> Presentation:
+    """The block's :class:`Presentation`; a name without one (an unregistered or removed block) is shown as
+    itself and ranked before the reference, never after it."""
+    return PRESENTATION.get(str(name)) or Presentation(str(name))
+
+
+def block_order(names: Iterable[str]) -> list[str]:
+    """``names`` (once each) in presentation order: by rank, then by name."""
+    return sorted(set(map(str, names)), key=lambda n: (presentation(n).rank, n))
+
+
+def block_differences(names: Iterable[str]) -> list[tuple[str, str]]:
+    """The differences results show, each ``(first, second)`` read *first − second*: the first block in
+    :func:`block_order` against every other, and every block against the reference."""
+    order = block_order(names)
+    pairs = [(order[0], other) for other in order[1:]]
+    pairs += [(b, REFERENCE_BLOCK) for b in order[1:] if b != REFERENCE_BLOCK and REFERENCE_BLOCK in order]
+    return list(dict.fromkeys(pairs))

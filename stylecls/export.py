@@ -31,8 +31,7 @@ from torch import nn
 
 from stylecls.data.pixels import Pixels
 from stylecls.errors import StyleclsError, unknown_name
-from stylecls.predict import Run, load_run
-from stylecls.runfolder import RunFolder
+from stylecls.predict import Run, load_run, refuse_run_files
 
 __all__ = [
     "FORMATS", "TOLERANCE", "ExportResult", "export_model", "export_run", "metadata_of", "preprocess", "read_metadata",
@@ -137,27 +136,6 @@ def preprocess(image: torch.Tensor, metadata: dict[str, Any]) -> torch.Tensor:
                      antialias=pre["antialias"])
     image = F.center_crop(image, [pre["center_crop"]])
     return F.normalize(F.to_dtype(image, torch.float32, scale=True), pre["mean"], pre["std"])[None]
-
-
-def refuse_run_files(path: Path) -> None:
-    """An export may not replace a file of a run folder (its checkpoints, record, tables): only a new file,
-    or an earlier export under ``RUN/export/``. Symlinks are followed; a folder is not a file name."""
-    target = path.expanduser().resolve()
-    if target.is_dir():
-        raise StyleclsError(f"--out {path} is a folder; name the file to write (e.g. {path / 'model.onnx'})")
-    if not target.exists():
-        return
-    for folder in target.parents:
-        try:
-            run = RunFolder(folder)
-        except StyleclsError:
-            continue
-        if folder / "export" not in target.parents:
-            raise StyleclsError(
-                f"--out {path} would overwrite {target.relative_to(folder)} of the run folder {run.path}; "
-                f"write the export elsewhere (the default is {folder / 'export'}/)"
-            )
-        return
 
 
 # --- export + check ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from stylecls.data.pixels import Pixels
 from stylecls.errors import StyleclsError
 from stylecls.runfolder import RunFolder
 
-__all__ = ["Run", "RunSettings", "expand_paths", "load_run", "run_settings"]
+__all__ = ["Run", "RunSettings", "expand_paths", "load_run", "refuse_run_files", "run_settings"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,27 @@ def expand_paths(specs: Iterable[str | Path]) -> list[Path]:
 
 def _name(item: Any) -> str | None:
     return str(item) if isinstance(item, (str, Path)) else None
+
+
+def refuse_run_files(path: Path) -> None:
+    """``--out`` of export and predict may not replace a file of a run folder (its checkpoints, record, tables):
+    only a new file, or an earlier export under ``RUN/export/``. Symlinks are followed; a folder is no file name."""
+    target = path.expanduser().resolve()
+    if target.is_dir():
+        raise StyleclsError(f"--out {path} is a folder; name the file to write in it")
+    if not target.exists():
+        return
+    for folder in target.parents:
+        try:
+            run = RunFolder(folder)
+        except StyleclsError:
+            continue
+        if folder / "export" not in target.parents:
+            raise StyleclsError(
+                f"--out {path} would overwrite {target.relative_to(folder)} of the run folder {run.path}; "
+                f"write to a new file, or under {folder / 'export'}/"
+            )
+        return
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -158,10 +179,12 @@ class Run:
         in ``error`` (empty for every image that was read): ``frame[frame["error"] == ""]`` are the
         predictions. ``progress(done, total)`` follows each batch.
         """
-        from stylecls.evaluate.predict import NonFiniteOutputs, predict_loader, probabilities
+        from stylecls.evaluate.predict import TTA, NonFiniteOutputs, predict_loader, probabilities
 
         items = list(images_or_paths)
         k = self._top_k(top_k)
+        if tta is not None and tta not in TTA:  # said before the model loads
+            raise StyleclsError(f"unknown --tta {tta!r}; choose one of: {', '.join(TTA)}")
         model = self.model(checkpoint, device)
         dev = next(model.parameters()).device
         loader = predict_loader(items, self.settings.pixels, batch_size, workers, pin_memory=dev.type == "cuda")

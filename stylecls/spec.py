@@ -63,7 +63,8 @@ class RunSpec:
     ))  # fmt: skip
     block_options: Mapping[str, Any] = field(default_factory=dict, metadata=setting(
         "Block option KEY=VALUE (repeatable), e.g. pooling=mean.", flag="--block-option", sweep="axis",
-        axis_help="A block option set KEY=VALUE[,KEY=VALUE] (repeat to cross several sets).",
+        axis_help="A block option set KEY=VALUE[,KEY=VALUE] (repeat to cross several sets); each option applies "
+        "to the blocks that take it, one no block takes is refused.",
     ))  # fmt: skip
     pretrained: str | None = field(default=None, metadata=setting("imagenet or a path to a state dict."))
     img_size: int | None = field(
@@ -275,7 +276,7 @@ class RuntimeOptions:
     workers: int | None = field(default=None, metadata=setting("Data-loading processes (default: by device).", min=0))
     threads: int | None = field(default=None, metadata=setting("CPU threads for the model (default: all).", min=1))
     amp: bool | None = field(default=None, metadata=setting("Mixed precision (default: on for CUDA)."))
-    channels_last: bool | None = field(default=None, metadata=setting("Default: on for CUDA."))
+    channels_last: bool | None = field(default=None, metadata=setting("Channels-last layout (default: on for CUDA)."))
     compile: bool = field(default=False, metadata=setting("torch.compile the model."))
     sync_bn: bool = field(default=False, metadata=setting("SyncBatchNorm across torchrun processes (CUDA)."))
     progress: bool | None = field(default=None, metadata=setting("Progress bar (default: on a terminal)."))

@@ -7,13 +7,13 @@ and in training the gate multiply and the residual addition as one autograd node
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["SRM_EPS", "StyleJoin", "accumulation_dtype", "moments", "style_pool"]
+__all__ = ["SRM_EPS", "FoldCache", "StyleJoin", "accumulation_dtype", "fold_batch_norm", "moments", "style_pool"]
 
 SRM_EPS = 1e-5  # the paper's σ = sqrt(var + 1e-5)
 
@@ -139,3 +139,34 @@ class StyleJoin(torch.autograd.Function):
         grad_x.addcmul_(grad, gate.detach()[:, :, None, None].to(grad.dtype))
         by_param = dict(zip(map(id, trainable), grads[2:], strict=True))
         return (grad_x, grad, None, *(by_param.get(id(p)) for p in ctx.params))
+
+
+# --- inference: SRM's CFC with its BatchNorm folded in ----------------------------------------------
+
+
+def fold_batch_norm(bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
+    """An eval-mode BatchNorm as BN(z) = z·s + t: s = γ/sqrt(running var + eps), t = β − running mean·s."""
+    running_mean, running_var = cast(Tensor, bn.running_mean), cast(Tensor, bn.running_var)
+    scale = bn.weight * torch.rsqrt(running_var + bn.eps)
+    return scale, bn.bias - running_mean * scale
+
+
+class FoldCache:
+    """SRM's CFC with its eval BatchNorm folded in, computed once and kept until one of the tensors changes
+    (its version counter: an optimizer step, ``load_state_dict``) or moves (``.to()``)."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.value: tuple[Tensor, Tensor] | None = None
+
+    def get(self, cfc: Tensor, bn: nn.BatchNorm1d, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(weights (n_style, C, 1, 1), shift (C, 1, 1)) for ``shift + Σ_k weights[k]·feature_k``."""
+        tensors = [cfc, bn.weight, bn.bias, cast(Tensor, bn.running_mean), cast(Tensor, bn.running_var)]
+        key = None
+        if not any(t.is_inference() for t in tensors):  # inference tensors have no version counter: no cache
+            key = (dtype, device, *(t._version for t in tensors), *(t.data_ptr() for t in tensors))
+        if key is None or self.value is None or key != self.key:
+            scale, shift = fold_batch_norm(bn)
+            weights = (cfc * scale[:, None]).t().to(device=device, dtype=dtype)[:, :, None, None].contiguous()
+            self.key, self.value = key, (weights, shift.to(device=device, dtype=dtype)[:, None, None])
+        return self.value

@@ -253,7 +253,7 @@ def test_cli_evaluate_part_and_domain_and_their_deprecated_aliases(
 
     evaluations = RunFolder(evaluated).evaluations
     code, err = run("--part", "val", "--domain", "photo")
-    assert code == 0 and "deprecated" not in err
+    assert code == 0 and "deprecated" not in err and "this one is kept beside it" in err
     val = evaluations.get("val", "best", "photo")  # stored beside the selected evaluation, never over it
     assert val.part == "val" and val.domain == "photo" and val.metrics["count"] == 6
     code, err = run("--split", "test")
@@ -266,6 +266,7 @@ def test_cli_evaluate_part_and_domain_and_their_deprecated_aliases(
     assert code == 2 and "disagree" in err and "Traceback" not in err
     code, err = run("--part", "test")
     assert code == 0 and evaluations.selected().part == "test" and evaluations.selected().domain is None
+    assert "kept beside it" not in err and "warning" not in err
 
 
 def test_evaluate_python_keywords_part_and_domain_and_the_deprecated_ones(evaluated: Path) -> None:
@@ -305,3 +306,39 @@ def test_the_prediction_dataset_reads_a_prepared_cache_to_the_same_pixels(tmp_pa
         else:
             assert torch.equal(a[0], b[0]) and a[1:] == b[1:] == (i, "")
     assert torch.equal(cached[len(paths)][0], on_the_fly[0][0])  # the PIL image of the first file: same pixels
+
+
+def test_other_evaluations_never_replace_the_selected_one(evaluated: Path, tmp_path: Path) -> None:
+    """val part, last.pt, one domain: each is stored in its own place; the selected evaluation stays as it was."""
+    run = tmp_path / "run"
+    shutil.copytree(evaluated, run)
+    evaluations = RunFolder(run).evaluations
+    selected = evaluations.selected()
+    files = {p.relative_to(run): p.read_bytes() for p in (run / "eval").iterdir() if p.is_file()}
+    made = [
+        evaluate(run, part="val", device="cpu", workers=0),
+        evaluate(run, checkpoint="last", device="cpu", workers=0),
+        evaluate(run, domain="sketch", device="cpu", workers=0),
+        evaluate(run, part="val", checkpoint="last", domain="photo", device="cpu", workers=0),
+    ]
+    assert len({r.out_dir for r in made} | {run / "eval"}) == 5  # five places
+    assert evaluations.selected() == selected
+    assert {p.relative_to(run): p.read_bytes() for p in (run / "eval").iterdir() if p.is_file()} == files
+    got = evaluations.get("val", "last", "photo")
+    assert (got.part, got.checkpoint, got.domain, got.metrics["count"]) == ("val", "last", "photo", 6)
+    assert not got.is_selected and evaluations.get("test", "last").checkpoint == "last"
+
+
+def test_cli_evaluate_warns_that_an_unfinished_run_s_evaluation_is_not_used(
+    evaluated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stylecls import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(evaluated, run)
+    RunFolder(run).set_status("interrupted", epoch=1)
+    monkeypatch.setattr(sys, "argv", ["stylecls", "evaluate", str(run), "--workers", "0", "--device", "cpu"])
+    cli.main()
+    err = capsys.readouterr().err
+    assert "warning: the run is interrupted (epoch 1): compare, report and sweep will not use" in err
+    assert RunFolder(run).evaluations.get().run_state == "interrupted"

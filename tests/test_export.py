@@ -148,11 +148,21 @@ def _readme_export_block() -> str:
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs stylecls[export]")
-def test_the_metadata_alone_reproduces_stylecls_predict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("pre_resize", "side"), [("1.125x", 18), ("original", None)])
+def test_the_metadata_alone_reproduces_stylecls_predict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pre_resize: str, side: int | None
+) -> None:
     """The README's recipe (torchvision + onnxruntime, nothing of stylecls) gives predict's probabilities."""
+    import json
+
     from PIL import Image
 
+    from stylecls.data.pixels import Pixels
+
     run = make_run(tmp_path / "runs" / "demo-srm", tmp_path / "data", block="srm")
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["pixels"] = Pixels(16, pre_resize).to_dict()
+    (run / "config.json").write_text(json.dumps(config))
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)).save(tmp_path / "photo.png")  # not square
     export_run(run, "onnx")
@@ -166,7 +176,7 @@ def test_the_metadata_alone_reproduces_stylecls_predict(tmp_path: Path, monkeypa
         assert float(probs[CLASSES.index(expected[f"class_{j}"])]) == pytest.approx(expected[f"prob_{j}"], abs=1e-5)
     pre = read_metadata(run / "export" / "best.onnx")["preprocessing"]
     assert (pre["pre_resize"], pre["pre_resize_side"], pre["resize_shorter_side"], pre["center_crop"]) == (
-        "1.125x", 18, 18, 16)
+        pre_resize, side, 18, 16)
     assert pre["interpolation"] == "bilinear" and pre["antialias"] is True
     assert pre["std"] == pytest.approx([0.229, 0.224, 0.225]) and "centre-crop 16x16" in pre["steps"]
 

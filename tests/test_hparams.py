@@ -4,10 +4,13 @@ planning: grids only, nothing trains (the demo's domains: photo, poster, sketch,
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from stylecls.cli import app
 from stylecls.data import protocol_parts
 from stylecls.errors import StyleclsError
 from stylecls.spec import RunSpec
@@ -130,3 +133,22 @@ def test_every_block_range_is_an_option_its_block_takes_with_values_it_accepts()
             assert r.name in block_option_names(block), (block, r.name)
             for value in r.choices:
                 create_block(block, 16, **{r.name: value})
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def test_list_hparams_and_a_dry_run_that_counts_the_lodo_runs(tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["sweep", "--list-hparams", "--dataset", "pacs", "--block", "se", "--block", "none"])
+    assert listed.exit_code == 0, listed.output
+    assert "log-uniform [0.00791, 0.0791]" in listed.output and "one of 4, 8, 16, 32" in listed.output
+    assert "pooling" not in listed.output  # srm was not asked for
+    out = tmp_path / "sweep"
+    dry = runner.invoke(app, ["sweep", "--out", str(out), "--test-domain", "sketch", "--block", "se", "--block", "srm",
+                              "--hparams", "random", "--trials", "2", "--selection", "lodo", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "16 runs (12 for lodo selection); 16 to run" in dry.output and not out.exists()
+    bad = runner.invoke(app, ["sweep", "--out", str(out), "--block", "none", "--block-option", "pooling=mean",
+                              "--dry-run"])
+    assert isinstance(bad.exception, StyleclsError) and "takes the block option pooling" in str(bad.exception)

@@ -343,3 +343,16 @@ def test_nan_outputs_are_one_clear_error_not_unreadable_images(
         assert run_cli(monkeypatch, *command, "--workers", "0", "--device", "cpu") == 2
         err = capsys.readouterr().err
         assert "not finite" in err and "unreadable" not in err and "Traceback" not in err
+
+
+def test_cli_out_never_overwrites_a_file_of_a_run_folder(
+    fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    split = (fake_run / "split.csv").read_bytes()
+    assert run_cli(monkeypatch, "predict", fake_run, tmp_path / "data" / "sketch", "--out", fake_run / "split.csv",
+                   "--workers", "0") == 2
+    err = capsys.readouterr().err
+    assert "would overwrite split.csv of the run folder" in err and "Traceback" not in err
+    assert (fake_run / "split.csv").read_bytes() == split
+    assert run_cli(monkeypatch, "predict", fake_run, tmp_path / "data" / "sketch", "--out", fake_run / "mine.csv",
+                   "--workers", "0") == 0  # a new file is fine

@@ -15,7 +15,7 @@ def export_cmd(
     run: Path = typer.Argument(..., help="Run folder (made by `stylecls train`)."),
     fmt: str = typer.Option(..., "--format", help="onnx (needs the export extra) or torchscript."),
     out: Optional[Path] = typer.Option(None, "--out", help="File to write (default: RUN/export/<checkpoint>.onnx "
-                                       "or .torchscript.pt)."),
+                                       "or .torchscript.pt); never a file of a run folder."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Input size (default: the run's)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Any batch size (default: batches of one)."),
     checkpoint: str = CheckpointOpt,

@@ -17,8 +17,11 @@ SHOWN = 20  # rows of the printed table; the --out file has all of them
 
 
 def _check_out(out: Optional[Path]) -> None:
+    from stylecls.predict import refuse_run_files
+
     if out is None:
         return
+    refuse_run_files(out)
     if out.suffix.lower() not in OUT_FORMATS:
         raise StyleclsError(f"--out {out}: unknown file type {out.suffix!r}; use one of: {', '.join(OUT_FORMATS)}")
     if out.suffix.lower() == ".parquet":

@@ -24,41 +24,11 @@ from stylecls.errors import StyleclsError
 DECODE_ERRORS = (RuntimeError, OSError, ValueError, Image.DecompressionBombError)
 
 
-def check_pixel_count(path: str) -> None:
-    """Refuse an image with more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` before decoding it.
-
-    torchvision's decoders have no decompression-bomb check: a 20000x20000 PNG of a few kB would
-    allocate 1.2 GB. The header alone (read by PIL, lazily) gives the size; files PIL cannot identify
-    are left to the decoder. Raise the limit as for Pillow: ``PIL.Image.MAX_IMAGE_PIXELS = N``.
-    """
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is None:
-        return
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
-        size = f"{width}x{height} = {width * height:,} pixels"
-        too_large = width * height > limit
-    except Image.DecompressionBombError:  # more than twice the limit: Pillow refuses to open it at all
-        size, too_large = f"more than {2 * limit:,} pixels", True
-    except (OSError, ValueError, SyntaxError):
-        return  # not a format PIL reads (or not an image): the decoder says why
-    if too_large:
-        raise Image.DecompressionBombError(
-            f"the image is too large to decode safely ({size}; the limit is {limit:,}, Pillow's "
-            "MAX_IMAGE_PIXELS); downscale it first"
-        )
-
-
 def decode(path: str) -> torch.Tensor:
     """Decode any image to uint8 RGB (3, H, W): torchvision's decoders, PIL for other formats.
 
-    An animated image gives its first frame; an image above the pixel limit is refused
-    (:func:`check_pixel_count`).
+    An animated image gives its first frame.
     """
-    check_pixel_count(path)
     try:
         with warnings.catch_warnings():
             # torchvision 0.29 announces, on every call, that decoding moves to TorchCodec; until it does

@@ -11,6 +11,7 @@ memory give the same probabilities, and ``predict`` reproduces ``evaluate``'s pr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
@@ -29,8 +30,8 @@ from stylecls.data.transforms import eval_transform
 from stylecls.errors import StyleclsError
 
 __all__ = [
-    "TTA", "NonFiniteOutputs", "PredictBatch", "PredictDataset", "image_transform", "predict", "predict_loader",
-    "predictions_frame", "probabilities", "to_rgb",
+    "TTA", "NonFiniteOutputs", "PredictBatch", "PredictDataset", "check_pixel_count", "image_transform", "predict",
+    "predict_loader", "predictions_frame", "probabilities", "to_rgb",
 ]  # fmt: skip
 
 TTA = ("flip",)
@@ -63,6 +64,36 @@ def image_transform(pixels: Pixels) -> v2.Transform:
         v2.Lambda(pil_rgb), v2.ToImage(), v2.RGB(), v2.ToDtype(torch.uint8, scale=True), v2.ToPureTensor(),
         v2.Lambda(lambda image: pre_resize(image, pixels)), eval_transform(pixels),
     ])  # fmt: skip
+
+
+def check_pixel_count(path: str) -> None:
+    """Refuse an image with more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` before decoding it.
+
+    torchvision's decoders have no decompression-bomb check: a 20000x20000 PNG of a few kB would
+    allocate 1.2 GB. The header alone (read by PIL, lazily) gives the size; files PIL cannot identify
+    are left to the decoder. Raise the limit as for Pillow: ``PIL.Image.MAX_IMAGE_PIXELS = N``. Prediction
+    checks every file it decodes (any file may come in); training data, catalogued by its owner, is not
+    (the check costs about a tenth of a JPEG decode).
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+        size = f"{width}x{height} = {width * height:,} pixels"
+        too_large = width * height > limit
+    except Image.DecompressionBombError:  # more than twice the limit: Pillow refuses to open it at all
+        size, too_large = f"more than {2 * limit:,} pixels", True
+    except (OSError, ValueError, SyntaxError):
+        return  # not a format PIL reads (or not an image): the decoder says why
+    if too_large:
+        raise Image.DecompressionBombError(
+            f"the image is too large to decode safely ({size}; the limit is {limit:,}, Pillow's "
+            "MAX_IMAGE_PIXELS); downscale it first"
+        )
 
 
 def _is_path(item: Any) -> bool:
@@ -108,6 +139,7 @@ class PredictDataset(Dataset):
             image = self._cached.load(self._cache_row[i])  # the cache's pixels, or None for an unreadable file
             if image is not None:
                 return image
+        check_pixel_count(path)
         return decode_pixels(path, self.pixels)  # raises with the reason
 
     def __getitem__(self, i: int) -> Sample:

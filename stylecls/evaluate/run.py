@@ -36,10 +36,7 @@ from stylecls.evaluate.metrics import (
 from stylecls.evaluate.predict import NonFiniteOutputs, predict, predictions_frame
 from stylecls.plotting import plot_confusion, plot_mistakes
 from stylecls.record import EvaluationRecord
-from stylecls.runfolder import EvaluationTables, RunFolder
-
-#: the parts of a run ``evaluate --part`` reports on (training rows are never reported)
-EVALUATED_PARTS = ("test", "val")
+from stylecls.runfolder import EVALUATED_PARTS, EvaluationTables, RunFolder
 
 
 @dataclass
@@ -127,7 +124,9 @@ def evaluate(
     test_domain: str | None = None,
 ) -> EvalResult:
     """Evaluate ``checkpoint`` of a run folder on ``part`` (test, or val where there is no test part),
-    optionally on one ``domain`` of it, and write ``RUN/eval/`` (see the module docstring).
+    optionally on one ``domain`` of it, and write it through the run's evaluations (see the module docstring):
+    the default evaluation (best.pt, reported part, all domains) is ``RUN/eval/``; any other goes beside it
+    (``Evaluations.dir_for``) and never replaces it.
 
     The model runs once over the union of the rows needed. ``progress(done, total)`` is called
     after each batch. ``split`` and ``test_domain`` are the deprecated names of ``part`` and ``domain``.
