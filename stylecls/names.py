@@ -1,12 +1,22 @@
 """The names in the torch-importing registries, as a static table, so ``--help`` lists them instantly.
 
-``tests/test_cli_options.py`` checks every tuple against its registry: a block, backbone, dataset or
-protocol registered without being listed here fails that test (add its name here).
+``tests/test_cli_options.py`` checks every tuple against its registry: a block, backbone or protocol
+registered without being listed here fails that test (add its name here). Datasets are not listed: each is
+one module of ``stylecls/data/datasets/`` named like the dataset, so their names are the file names there
+(read without importing anything; ``tests/test_data_registry.py`` checks the convention).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = ["NAMES"]
+
+
+def _dataset_modules() -> tuple[str, ...]:
+    folder = Path(__file__).parent / "data" / "datasets"
+    return tuple(sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_")))
+
 
 #: registry ("module:ATTRIBUTE") -> its names, sorted
 NAMES: dict[str, tuple[str, ...]] = {
@@ -15,6 +25,6 @@ NAMES: dict[str, tuple[str, ...]] = {
         "cifar_resnet110", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56",
         "resnet101", "resnet152", "resnet18", "resnet34", "resnet50",
     ),
-    "stylecls.data:DATASETS": ("demo", "dtd", "folder", "office_home", "pacs", "wikiart"),
+    "stylecls.data:DATASETS": _dataset_modules(),
     "stylecls.data:PROTOCOLS": ("auto", "lodo", "multi-domain", "single"),
 }  # fmt: skip

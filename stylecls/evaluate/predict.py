@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from stylecls.data.cache import CacheSource
 from stylecls.data.decode import DECODE_ERRORS, decode_pixels, pre_resize, reason
 from stylecls.data.pixels import Pixels
 from stylecls.data.transforms import eval_transform
@@ -105,11 +106,11 @@ class PredictDataset(Dataset):
 
     An unreadable file is not an exception but a sample without an image and with the reason, so one
     bad file never stops a stream; the caller decides (``predict`` lists it, ``evaluate`` refuses
-    unless the run skips bad images). ``cache_source`` (``{"dataset", "root"}``) lets a prepared cache
+    unless the run skips bad images). ``cache_source`` (:class:`~stylecls.data.CacheSource`) lets a prepared cache
     of exactly this pixel pipeline serve the files it holds.
     """
 
-    def __init__(self, items: Sequence[Any], pixels: Pixels, cache_source: dict[str, Any] | None = None) -> None:
+    def __init__(self, items: Sequence[Any], pixels: Pixels, cache_source: CacheSource | None = None) -> None:
         self.items = list(items)
         self.pixels = pixels
         self.transform = image_transform(pixels)  # in-memory images
@@ -172,7 +173,7 @@ def predict_loader(
     pixels: Pixels,
     batch_size: int = 64,
     workers: int = 0,
-    cache_source: dict[str, Any] | None = None,
+    cache_source: CacheSource | None = None,
     pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader of :class:`PredictBatch` over ``items`` in input order (see :class:`PredictDataset`)."""
@@ -229,7 +230,7 @@ def predict(
     progress: Callable[[int], None] | None = None,
     skip_bad: bool = False,
     pixels: Pixels | None = None,
-    cache_source: dict[str, Any] | None = None,
+    cache_source: CacheSource | None = None,
 ) -> np.ndarray:
     """Softmax probabilities (N, K) for the images of ``frame`` (a ``path`` column), in its row order.
 
