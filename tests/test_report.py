@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,13 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from fake_run import CLASSES, write_result
+from PIL import Image
 from scipy import stats as sps
 
-from stylecls.compare import collect_runs, find_runs
 from stylecls.errors import StyleclsError
 from stylecls.record import DataSummary, RunRecord
 from stylecls.report import write_report
 from stylecls.report.pairing import check_comparable, pair_runs
+from stylecls.report.runs import collect
 from stylecls.report.stats import bootstrap_ci, paired_stats, paired_test, t_interval, verdict
 from stylecls.spec import RunSpec
 
@@ -133,7 +136,7 @@ def test_pairing_matches_on_seed_and_domain_exactly_and_lists_unmatched(tmp_path
     result_run(tmp_path, "se", 0, 0.4, "sketch")
     result_run(tmp_path, "se", 1, 0.5, "sketch")
     result_run(tmp_path, "se", 2, 0.5, "sketch")  # no srm seed 2
-    frame = collect_runs(find_runs([tmp_path]))
+    frame = collect([tmp_path]).runs
     p = pair_runs(frame, "srm", "se")
     assert list(zip(p.pairs["seed"], p.pairs["test_domain"], strict=True)) == [("0", "sketch"), ("1", "sketch")]
     pairs = zip(p.pairs["run_a"], p.pairs["run_b"], strict=True)
@@ -146,11 +149,45 @@ def test_settings_beyond_the_axis_and_single_block_are_refused(tmp_path: Path) -
     result_run(tmp_path / "a", "srm", 0, 0.5)
     result_run(tmp_path / "a", "se", 0, 0.4, lr=0.01)
     with pytest.raises(StyleclsError, match="spec.lr"):
-        check_comparable(collect_runs(find_runs([tmp_path / "a"])))
+        check_comparable(collect([tmp_path / "a"]).runs)
     result_run(tmp_path / "b", "srm", 0, 0.5)
     result_run(tmp_path / "b", "srm", 1, 0.5)
     with pytest.raises(StyleclsError, match=r"only one block \(srm\)"):
-        check_comparable(collect_runs(find_runs([tmp_path / "b"])))
+        check_comparable(collect([tmp_path / "b"]).runs)
+
+
+# --- block presentation: defined once beside BLOCKS --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("presented", [True, False])
+def test_a_block_registered_only_here_appears_correctly_in_every_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, presented: bool
+) -> None:
+    """A new block shows up in compare, the report's tables, figures and verdicts, ranked before the reference
+    (so every difference reads block − none, never none − block), with no list to edit."""
+    from stylecls import blocks
+    from stylecls.compare import compare
+
+    monkeypatch.setattr(blocks, "BLOCKS", dict(blocks.BLOCKS))
+    monkeypatch.setattr(blocks, "PRESENTATION", dict(blocks.PRESENTATION))
+    if presented:
+        blocks.register_block("zeta", blocks.BLOCKS["se"], label="Zeta", rank=5)  # between SRM and SE
+    else:
+        blocks.BLOCKS["zeta"] = blocks.BLOCKS["se"]  # registered without a presentation: its name, before none
+    zeta = "Zeta" if presented else "zeta"
+    runs = sweep(tmp_path / "runs", blocks=("none", "zeta", "srm", "se"), domains=("sketch",))
+    order = ["SRM", zeta, "SE"] if presented else ["SRM", "SE", zeta]
+    _, markdown, _ = compare([runs])
+    rows = [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("| ")][1:]
+    assert rows[:4] == [*order, "none"]
+    assert rows[4:] == [f"SRM − {order[1]}", f"SRM − {order[2]}", "SRM − none", *(f"{b} − none" for b in order[1:])]
+    files = write_report([runs], tmp_path / "report.html")
+    g = files.report.groups[0]
+    assert g.sections[0].tables["values"][1]["block"].tolist() == [*order, "none"]
+    assert [v.split(":")[0] for v in g.verdicts] == rows[4:]
+    legend = pd.read_csv(g.figures[0][1].with_suffix(".csv"))
+    assert set(legend["block"]) == {"srm", "zeta", "se", "none"}
+    assert "none − " not in files.html.read_text() and "none − " not in markdown
 
 
 # --- the rendered report ---------------------------------------------------------------------------------------
@@ -171,7 +208,7 @@ class _Images(HTMLParser):
 def test_report_html_embeds_every_figure_and_markdown_links_files(tmp_path: Path) -> None:
     files = write_report([sweep(tmp_path / "runs")], tmp_path / "out" / "report.html")
     g = files.report.groups[0]
-    assert [(s.a, s.b, s.n) for s in g.selected] == [("srm", "se", 4), ("srm", "none", 4), ("se", "none", 4)]
+    assert [(s.a, s.b, s.n) for s in g.sections[0].stats] == [("srm", "se", 4), ("srm", "none", 4), ("se", "none", 4)]
     parser = _Images()
     parser.feed(files.html.read_text())
     assert len(parser.srcs) == len(g.figures) == 5
@@ -181,8 +218,8 @@ def test_report_html_embeds_every_figure_and_markdown_links_files(tmp_path: Path
     for _, png in g.figures:
         assert png.is_file() and png.with_suffix(".csv").is_file()
     text = files.html.read_text()
-    assert "sample standard deviation" in text and "n=4" in text and "SRM − SE: +5.0 points" in text
-    assert "No oracle column" in text
+    assert "standard error of the mean" in text and "n=2" in text and "SRM − SE: +5.0 points" in text
+    assert "training-domain validation" in text and "None" not in text
     md = files.markdown.read_text()
     links = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
     assert len(links) == 5 and all((files.markdown.parent / link).is_file() for link in links)
@@ -190,21 +227,43 @@ def test_report_html_embeds_every_figure_and_markdown_links_files(tmp_path: Path
     assert len(paired) == 12 and paired["difference"].round(6).tolist()[:4] == [5.0] * 4
 
 
+def test_one_number_per_run_is_a_section_in_a_few_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the style lane's style-reliance section needs: a number per run -> per block mean ± SE, paired
+    differences over seeds with intervals and verdicts, in every group of the report."""
+    from stylecls.report import build
+
+    def reliance(runs: pd.DataFrame, by: str, ci: str) -> build.Section:
+        number = [0.3 + 0.1 * (b == "srm") + 0.01 * s for b, s in zip(runs["block"], runs["seed"], strict=True)]
+        return build.number_section(runs.assign(reliance=number), "reliance", by, ci, "style reliance",
+                                    "Share of cue-conflict images classified by style")
+
+    monkeypatch.setattr(build, "EXTRA_SECTIONS", [reliance])
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"))], tmp_path / "r.html")
+    section = files.report.groups[0].sections[-1]
+    assert section.title == "style reliance" and section.stats[0].n == 4
+    assert section.stats[0].mean == pytest.approx(0.1) and section.verdicts[0].startswith("SRM − SE: +10.0 points")
+    assert section.tables["values"][1]["sketch"].tolist() == ["40.5 ± 0.5 (n=2)", "30.5 ± 0.5 (n=2)"]
+    assert "style reliance" in files.html.read_text() and "Share of cue-conflict" in files.markdown.read_text()
+
+
 def test_oracle_is_reported_beside_the_selected_accuracy(tmp_path: Path) -> None:
-    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), oracle=[0.5, 0.8])], tmp_path / "r.html")
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), oracle=[0.8, 0.5])], tmp_path / "r.html",
+                         selections=("training-domain", "oracle"))
     g = files.report.groups[0]
-    assert "oracle" in g.tables and "paired_oracle" in g.tables
-    assert g.runs["oracle_top1"].tolist() == [0.8] * len(g.runs)
+    assert [s.title for s in g.sections] == ["training-domain validation",
+                                             "test-domain oracle (an upper bound, not a result)"]
+    assert g.runs["last_test"].tolist() == [0.5] * len(g.runs)  # the last epoch's, not the best epoch's
     curves = pd.read_csv(next(png for _, png in g.figures if png.stem == "training_curves").with_suffix(".csv"))
-    assert curves["test_acc"].tolist() == [0.5, 0.8] * len(g.runs)
-    assert "80.0 ± 0.0 (n=4)" in g.tables["oracle"][1]["all runs"].tolist()
+    assert curves["test_acc"].tolist() == [0.8, 0.5] * len(g.runs)
+    assert g.sections[1].tables["values"][1]["sketch"].tolist() == ["50.0 ± 0.0 (n=2)"] * 2
+    assert all(v.startswith("Oracle (upper bound): ") for v in g.sections[1].verdicts)
 
 
 def test_multi_domain_runs_are_shown_per_domain_of_the_test_part(tmp_path: Path) -> None:
     files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), domains=(None,))], tmp_path / "r.html")
-    table = files.report.groups[0].tables["accuracy"][1]
+    table = files.report.groups[0].sections[0].tables["values"][1]
     assert list(table.columns) == ["block", "photo", "sketch", "all runs"]
-    assert table.iloc[0].tolist() == ["srm", "55.5 ± 0.7 (n=2)", "35.5 ± 0.7 (n=2)", "45.5 ± 0.7 (n=2)"]
+    assert table.iloc[0].tolist() == ["SRM", "55.5 ± 0.5 (n=2)", "35.5 ± 0.5 (n=2)", "45.5 ± 0.5 (n=2)"]
     data = pd.read_csv(files.report.groups[0].figures[0][1].with_suffix(".csv"))
     assert len(data) == 8 and set(data["where"]) == {"photo", "sketch"}
 
@@ -233,15 +292,38 @@ def test_cli_report_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSER = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+#: Marks every <img> with its rendered width once the page has loaded (0: not decoded / broken).
+CHECK = """<script>window.addEventListener("load", () => { for (const img of document.images)
+  img.setAttribute("data-rendered", img.complete ? img.naturalWidth : 0);
+  document.body.setAttribute("data-images", document.images.length); });</script>"""
 
 
-@pytest.mark.skipif(not any(map(shutil.which, BROWSERS)), reason="no headless browser (chromium/chrome) installed")
-def test_report_opens_in_a_headless_browser(tmp_path: Path) -> None:
-    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"))], tmp_path / "report.html")
-    browser = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
-    dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom",
-                          files.html.as_uri()], capture_output=True, text=True, timeout=60).stdout
-    assert dom.count("<img") == len(files.report.groups[0].figures) and "SRM − SE" in dom
+def _browser(*args: str) -> subprocess.CompletedProcess:
+    assert BROWSER is not None
+    return subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--virtual-time-budget=15000", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(BROWSER is None and not os.environ.get("CI"),
+                    reason="no headless browser (chromium/chrome) installed; CI installs Debian's chromium")
+def test_report_renders_every_figure_in_a_headless_browser(tmp_path: Path) -> None:
+    """report.html in a real browser: every figure decodes to an image, and the screenshot is not blank."""
+    assert BROWSER is not None, "CI must have chromium (.ci/run installs it)"
+    files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"))], tmp_path / "report.html",
+                         selections=("training-domain", "lodo", "oracle"))
+    checked = tmp_path / "checked.html"
+    checked.write_text(files.html.read_text().replace("</body>", CHECK + "</body>"))
+    dom = _browser("--dump-dom", checked.as_uri()).stdout
+    rendered = [int(w) for w in re.findall(r'data-rendered="(\d+)"', dom)]
+    assert f'data-images="{len(files.report.groups[0].figures)}"' in dom
+    assert len(rendered) == 5 and all(w > 100 for w in rendered), rendered
+    assert "SRM − SE" in dom and "test-domain oracle" in dom
+    shot = tmp_path / "report.png"
+    _browser(f"--screenshot={shot}", "--window-size=1200,2400", files.html.as_uri())
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.shape == (2400, 1200) and (pixels < 200).mean() > 0.02  # text and figures, not a blank page
 
 
 @pytest.mark.slow

@@ -16,16 +16,18 @@ from stylecls.train import train
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning"),
 ]
 
 
-def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Path, tmp_path: Path) -> None:
+def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     runs = []
     for block in ("se", "srm"):
         spec = RunSpec(
             dataset="pacs", test_domain="sketch", block=block, arch="cifar_resnet20",
-            img_size=32, epochs=1, batch_size=32, limit_train=64, limit_val=48, warmup_epochs=0,
+            img_size=32, epochs=1, batch_size=32, limit_train=64, limit_val=48, warmup_epochs=0, eval_test_every=1,
         )  # fmt: skip
         runtime = RuntimeOptions(data_root=str(shared_data), workers=0, progress=False, out=str(tmp_path / "runs"),
                                  name=f"pacs-{block}")
@@ -53,5 +55,17 @@ def test_leave_one_domain_out_runs_on_real_pacs(shared_data: Path, cache_env: Pa
 
     evaluate(runs[0], device="cpu", batch_size=64)
     summary, markdown, _ = compare([tmp_path / "runs"], out=tmp_path)
-    assert "srm − se" in markdown and "sketch" in markdown
+    assert "SRM − SE" in markdown and "sketch" in markdown
     assert (tmp_path / "comparison.csv").is_file()
+
+    # the report with every selection method, and its LaTeX tables (issue 18's acceptance, on one trial)
+    from stylecls.cli import main
+
+    monkeypatch.setattr("sys.argv", ["stylecls", "report", str(tmp_path / "runs"), "--selection", "all", "--latex",
+                                     str(tmp_path / "tables.tex"), "--out", str(tmp_path / "report.html")])
+    main()
+    html = (tmp_path / "report.html").read_text()
+    assert all(name in html for name in ("training-domain validation", "leave-one-training-domain-out",
+                                         "test-domain oracle"))
+    tex = (tmp_path / "tables.tex").read_text()
+    assert tex.count(r"\toprule") == 3 and r"\bottomrule" in tex and "sketch" in tex and "avg" in tex

@@ -1,4 +1,4 @@
-"""`stylecls report`: paired statistics, figures and a verdict for runs that differ by block."""
+"""`stylecls report`: paired statistics, model selection, figures and a verdict for runs that differ by block."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Optional
 import typer
 
 from stylecls.cli.app import app, console
+from stylecls.cli.results import SkipUnevaluatedOpt, print_left_out
 from stylecls.errors import StyleclsError
+
+SELECTIONS = ("training-domain", "lodo", "oracle")
 
 
 @app.command("report")
@@ -23,6 +26,13 @@ def report_cmd(
         "auto", "--ci", help="Interval the verdict uses: auto (t below 6 pairs, else bootstrap), bootstrap or t; "
         "both are tabled."
     ),
+    selection: str = typer.Option(
+        "training-domain", "--selection", help="Model selection over the trials of a hyper-parameter search: "
+        "training-domain (validation on the training domains, best.pt), lodo (leave-one-training-domain-out "
+        "cross-validation), oracle (test-domain accuracy at the last epoch; an upper bound) or all (one table each)."
+    ),
+    latex: Optional[Path] = typer.Option(None, "--latex", help="Also write the tables as LaTeX (booktabs) here."),
+    skip_unevaluated: bool = SkipUnevaluatedOpt,
 ) -> None:
     """SRM vs SE vs none as a reviewer wants it: paired differences with 95 % intervals, tests, figures."""
     from stylecls.report import write_report
@@ -30,18 +40,26 @@ def report_cmd(
 
     if ci not in ("auto", "bootstrap", "t"):
         raise StyleclsError(f"unknown --ci {ci!r}; choose one of: auto, bootstrap, t")
+    if selection not in (*SELECTIONS, "all"):
+        raise StyleclsError(f"unknown --selection {selection!r}; choose one of: {', '.join(SELECTIONS)}, all")
     if out is None:
         first = paths[0]
         out = (first if first.is_dir() and not is_run_folder(first) else Path(".")) / "report.html"
-    files = write_report(paths, out, by, ci)  # type: ignore[arg-type]
+    selections = SELECTIONS if selection == "all" else (selection,)
+    files = write_report(paths, out, by, ci, selections, latex, skip_unevaluated)  # type: ignore[arg-type]
     for g in files.report.groups:
         console.print(f"[bold]{g.title}[/]", highlight=False)
-        for sentence in g.verdicts:
-            console.print(f"  {sentence}", highlight=False)
-        if "unmatched" in g.tables:
-            lonely = g.tables["unmatched"][1]
-            console.print(f"  [yellow]{lonely['run'].nunique()} run(s) without a partner in some comparison, left "
-                          "out of it (listed in the report)[/]", highlight=False)
+        for section in g.sections:
+            if len(g.sections) > 1:
+                console.print(f"  [dim]{section.title}[/]", highlight=False)
+            for sentence in section.verdicts:
+                console.print(f"  {sentence}", highlight=False)
+            if "unmatched" in section.tables:
+                lonely = section.tables["unmatched"][1]
+                console.print(f"  [yellow]{lonely['run'].nunique()} run(s) without a partner in some comparison, "
+                              "left out of it (listed in the report)[/]", highlight=False)
         for note in g.notes:
             console.print(f"  [dim]{note}[/]", highlight=False)
-    console.print(f"wrote {files.html}, {files.markdown} and {files.figures}/", highlight=False)
+    print_left_out(files.report.left_out)
+    written = f"{files.html}, {files.markdown}" + (f", {files.latex}" if files.latex else "")
+    console.print(f"wrote {written} and {files.figures}/", highlight=False)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -20,6 +21,9 @@ from stylecls.cli.app import (
     pct,
 )  # fmt: skip
 from stylecls.errors import StyleclsError
+
+if TYPE_CHECKING:
+    from stylecls.report.runs import LeftOut
 
 
 def _renamed(old: str, new: str, value: Optional[str], current: Optional[str]) -> Optional[str]:
@@ -89,6 +93,18 @@ def evaluate_cmd(
                           "part, all domains (`stylecls evaluate RUN`); this one is kept beside it", highlight=False)
 
 
+SkipUnevaluatedOpt = typer.Option(
+    False, "--skip-unevaluated", help="Leave out (and list) runs without a usable evaluation of their selected "
+    "checkpoint (unfinished, not evaluated, or evaluated stale) instead of refusing."
+)
+
+
+def print_left_out(left_out: Sequence[LeftOut]) -> None:
+    """Every run folder left out, with why and the fix (stderr)."""
+    for r in left_out:
+        err_console.print(f"[yellow]left out[/] {r.line()}", highlight=False, markup=True)
+
+
 @app.command("compare")
 def compare_cmd(
     paths: list[Path] = typer.Argument(..., help="Run folders, or folders holding runs."),
@@ -97,9 +113,10 @@ def compare_cmd(
     out: Optional[Path] = typer.Option(
         None, "--out", help="Where comparison.md/.csv go (default: the first folder of runs, else the current folder)."
     ),
+    skip_unevaluated: bool = SkipUnevaluatedOpt,
 ) -> None:
     """SRM vs SE vs none: mean ± std over seeds, DTD splits and held-out domains (needs `evaluate` first)."""
-    from stylecls.compare import compare
+    from stylecls.compare import comparison, write_comparison
     from stylecls.runfolder import is_run_folder
 
     if fmt not in ("md", "csv"):
@@ -107,15 +124,16 @@ def compare_cmd(
     if out is None:
         first = paths[0]
         out = first if first.is_dir() and not is_run_folder(first) else Path(".")
-    summary, markdown, out_dir = compare(paths, by, out)
+    result = comparison(paths, by, skip_unevaluated)
+    out_dir = write_comparison(result, out)
     if fmt == "csv":
-        sys.stdout.write(summary.to_csv(index=False))
+        sys.stdout.write(result.summary.to_csv(index=False))
     else:
         from rich.markdown import Markdown
 
-        console.print(Markdown(markdown))
-    if out_dir is not None:
-        err_console.print(f"wrote {out_dir / 'comparison.md'} and {out_dir / 'comparison.csv'}")
+        console.print(Markdown(result.markdown))
+    print_left_out(result.left_out)
+    err_console.print(f"wrote {out_dir / 'comparison.md'} and {out_dir / 'comparison.csv'}")
 
 
 @app.command("inspect")

@@ -23,6 +23,8 @@ __all__ = ["accuracy_by_part", "confusion_difference", "paired_differences", "pe
 SHORT_CI = {"bootstrap": "bootstrap over pairs", "t": "t-interval", "auto": "t below 6 pairs, else bootstrap"}
 #: (train, val, held-out test per ``--eval-test-every``, axis label) columns of metrics.csv.
 CURVES = (("train_loss", "val_loss", "test_loss", "loss"), ("train_acc", "val_acc", "test_acc", "accuracy (%)"))
+#: (line style, marker) of the train, validation and test curves: told apart without colour.
+LINES = ((":", "o"), ("-", "."), ("--", "x"))
 
 
 def _run_pairs(pairing: Pairing) -> list[tuple[str, str]]:
@@ -114,25 +116,27 @@ def training_curves(frame: pd.DataFrame, path: Path, by: str = "block") -> Path:
     fig = figure(10, 3.6)
     axes = fig.subplots(1, 2)
     has_test = "test_acc" in data and pd.to_numeric(data["test_acc"], errors="coerce").notna().any()
-    for ax, (train, val, test, name) in zip(axes, CURVES, strict=True):
+    test = "held-out test" if frame["test_domain"].notna().any() else "test"
+    for ax, (train, val, held, name) in zip(axes, CURVES, strict=True):
         scale = 100 if "acc" in train else 1
         for _run, m in data.groupby("run", sort=True):
             colour = f"C{values.index(m[by].iloc[0])}"
-            for column, style in ((train, ":"), (val, "-"), (test, "--")):
+            for column, (style, marker) in zip((train, val, held), LINES, strict=True):
                 if column in m:
                     points = m[["epoch", column]].apply(pd.to_numeric, errors="coerce").dropna()  # test: some epochs
-                    ax.plot(points["epoch"], scale * points[column], style, color=colour, alpha=0.7, marker=".")
+                    ax.plot(points["epoch"], scale * points[column], style, color=colour, alpha=0.7, marker=marker,
+                            fillstyle="none" if marker == "o" else "full")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, value in enumerate(values):
         axes[1].plot([], [], color=f"C{i}", label=display_name(value))
-    axes[1].plot([], [], ":", color="k", label="train")
-    axes[1].plot([], [], "-", color="k", label="val")
-    if has_test:
-        axes[1].plot([], [], "--", color="k", label="held-out test (never used to select)")
+    kinds = ["train", "validation", f"{test} (never used to select)"][: 3 if has_test else 2]
+    for kind, (style, marker) in zip(kinds, LINES, strict=False):
+        axes[1].plot([], [], style, color="k", marker=marker, fillstyle="none" if marker == "o" else "full", label=kind)
     axes[1].legend(fontsize=8)
-    fig.suptitle("every run: training (dotted), validation (solid), held-out test where recorded (dashed)", fontsize=9)
+    fig.suptitle(f"every run: training (dotted, open circles), validation (solid, dots)"
+                 f"{f', {test} where recorded (dashed, crosses)' if has_test else ''}", fontsize=9)
     return _save(fig, data, path)
 
 

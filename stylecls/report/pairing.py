@@ -1,29 +1,34 @@
-"""Matching runs that differ only by the compared axis (the block, by default) into pairs.
+"""Grouping runs into comparisons, and matching runs that differ only by the compared axis into pairs.
 
-Two runs form a pair when they agree on dataset, protocol, the other axis (arch), seed, DTD split and held-out
-domain, and differ by the axis. Runs without a partner are listed and left out, never paired by position.
-Runs whose settings differ beyond seed, split and held-out domain are refused (naming the setting) by
-:func:`stylecls.compare.check_settings`, the same rule ``stylecls compare`` applies.
+A comparison group is one (dataset, protocol, other axis); its axis values (blocks, by default) are ordered and
+differenced as :func:`stylecls.blocks.block_order` / :func:`~stylecls.blocks.block_differences` say (first −
+second). Two runs form a pair when they agree on the group, seed, DTD split and held-out domain, and differ by the
+axis. Runs without a partner are listed and left out, never paired by position. Runs whose settings differ beyond
+seed, split, held-out domain and trial are refused, naming the setting (:func:`check_settings`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 import pandas as pd
 
-from stylecls.compare import BY, GROUP, check_settings
+from stylecls.blocks import block_differences, block_order
 from stylecls.errors import StyleclsError, unknown_name
+from stylecls.report.runs import TRIAL
 
 __all__ = [
-    "AXIS_ORDER", "PAIR_KEYS", "Pairing", "axis_values", "check_comparable", "groups", "pair_runs", "value_pairs",
+    "BY", "GROUP", "PAIR_KEYS", "Pairing", "axis_differences", "axis_values", "check_comparable", "check_settings",
+    "group_keys", "group_title", "groups", "pair_runs",
 ]  # fmt: skip
 
+#: ``--by``: the settings that make a column (they may differ across columns, not within one).
+BY = {"block": ("spec.block", "spec.block_options"), "arch": ("spec.arch",)}
+GROUP = ("dataset", "protocol", "arch", "block")
 #: What identifies a run's partner (besides the group): the same seed, DTD split and held-out domain.
 PAIR_KEYS = ("seed", "split", "test_domain")
-#: Order of the axis values, so differences read "SRM − SE", "SRM − none", "SE − none".
-AXIS_ORDER = {"block": ("srm", "se", "ge", "eca", "none")}
 
 
 @dataclass(frozen=True)
@@ -53,16 +58,59 @@ def groups(frame: pd.DataFrame, by: str = "block") -> list[tuple[dict[str, str],
     return [(dict(zip(keys, key, strict=True)), g) for key, g in frame.groupby(keys, sort=True, dropna=False)]
 
 
-def axis_values(frame: pd.DataFrame, by: str = "block") -> list[str]:
-    """The values of the axis present in ``frame``, in :data:`AXIS_ORDER` (the rest alphabetically)."""
-    present = set(frame[by].astype(str))
-    order = [v for v in AXIS_ORDER.get(by, ()) if v in present]
-    return order + sorted(present - set(order))
+def group_title(head: dict[str, str]) -> str:
+    return " · ".join(f"{k} {v}" for k, v in head.items() if isinstance(v, str) and v)
 
 
-def value_pairs(values: list[str]) -> list[tuple[str, str]]:
-    """Every pair of axis values, earlier minus later: srm − se, srm − none, se − none."""
-    return list(combinations(values, 2))
+def axis_values(frame: pd.DataFrame | Iterable[str], by: str = "block") -> list[str]:
+    """The axis values present, in presentation order (blocks: :func:`~stylecls.blocks.block_order`)."""
+    present = set((frame[by] if isinstance(frame, pd.DataFrame) else pd.Series(list(frame))).astype(str))
+    return block_order(present) if by == "block" else sorted(present)
+
+
+def axis_differences(values: Sequence[str], by: str = "block") -> list[tuple[str, str]]:
+    """The differences to show, each read first − second (blocks: :func:`~stylecls.blocks.block_differences`)."""
+    if len(values) < 2:
+        return []
+    return block_differences(values) if by == "block" else list(combinations(axis_values(values, by), 2))
+
+
+def check_settings(frame: pd.DataFrame, by: str = "block") -> None:
+    """Refuse to average or pair runs whose settings differ other than by seed, split, held-out domain and trial.
+
+    Inside one cell (same group, axis value and trial) everything else must agree and no experiment may appear
+    twice; across the axis values of a trial only the axis settings may differ.
+    """
+    keys = group_keys(by)
+    for _, table in frame.groupby([*keys, TRIAL], sort=False, dropna=False):
+        for _, cell in table.groupby(by, sort=False):
+            _same(cell, ignore=())
+            _no_duplicates(cell)
+        _same(table, ignore=BY[by])
+
+
+def _same(runs: pd.DataFrame, ignore: Sequence[str]) -> None:
+    keys = sorted(set().union(*(s.keys() for s in runs["settings"])) - set(ignore))
+    for key in keys:
+        values: dict[str, list[str]] = {}
+        for run, s in zip(runs["run"], runs["settings"], strict=True):
+            values.setdefault(s.get(key, "(unset)"), []).append(run)
+        if len(values) > 1:
+            shown = "; ".join(f"{v} in {', '.join(r[:2])}{' ...' if len(r) > 2 else ''}" for v, r in values.items())
+            raise StyleclsError(
+                f"cannot average runs whose setting {key} differs: {shown}. Only seed, split, held-out domain and "
+                f"trial may differ; compare these runs separately"
+            )
+
+
+def _no_duplicates(cell: pd.DataFrame) -> None:
+    ids = _key_frame(cell).agg("/".join, axis=1)
+    dup = ids[ids.duplicated(keep=False)]
+    if not dup.empty:
+        raise StyleclsError(
+            f"runs {', '.join(cell.loc[dup.index, 'run'])} repeat the same seed/split/test domain; averaging them "
+            f"would count one experiment twice. Pass only one of them"
+        )
 
 
 def check_comparable(frame: pd.DataFrame, by: str = "block") -> None:
@@ -76,16 +124,16 @@ def check_comparable(frame: pd.DataFrame, by: str = "block") -> None:
     for head, group in groups(frame, by):
         values = axis_values(group, by)
         if len(values) < 2:
-            where = ", ".join(f"{k} {v}" for k, v in head.items() if isinstance(v, str) and v)
             raise StyleclsError(
-                f"only one {by} ({values[0]}) among the {len(group)} run(s) of {where}: a report compares "
-                f"{by}s; add runs of another {by} with the same settings and seeds"
+                f"only one {by} ({values[0]}) among the {len(group)} run(s) of {group_title(head)}: a report "
+                f"compares {by}s; add runs of another {by} with the same settings and seeds"
             )
 
 
 def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The pair keys as text ('' for unset), so None/NaN keys match each other and nothing else."""
-    return frame[list(PAIR_KEYS)].astype(object).where(frame[list(PAIR_KEYS)].notna(), "").astype(str)
+    keys = frame[list(PAIR_KEYS)].astype(object)
+    return keys.where(keys.notna(), "").astype(str)
 
 
 def pair_runs(frame: pd.DataFrame, a: str, b: str, by: str = "block") -> Pairing:
@@ -108,8 +156,7 @@ def pair_runs(frame: pd.DataFrame, a: str, b: str, by: str = "block") -> Pairing
     lonely = []
     for side, suffix, name in (("left_only", "_a", a), ("right_only", "_b", b)):
         for row in merged[merged["_merge"] == side].itertuples():
-            run = getattr(row, f"run{suffix}")
             keys = {k: getattr(row, f"key_{k}") for k in PAIR_KEYS}
-            lonely.append({"run": run, by: name, **keys, "missing": b if name == a else a})
+            lonely.append({"run": getattr(row, f"run{suffix}"), by: name, **keys, "missing": b if name == a else a})
     unmatched = pd.DataFrame(lonely, columns=["run", by, *PAIR_KEYS, "missing"])
     return Pairing(a, b, pairs, unmatched)

@@ -17,9 +17,12 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as sps
 
+from stylecls.blocks import presentation
+
 __all__ = [
     "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CONFIDENCE", "WILCOXON_MIN_PAIRS", "CiMethod", "PairedStats",
-    "bootstrap_ci", "display_name", "mean_std", "paired_stats", "paired_test", "signed", "t_interval", "verdict",
+    "bootstrap_ci", "display_name", "mean_sem", "mean_std", "paired_stats", "paired_test", "signed", "t_interval",
+    "verdict",
 ]  # fmt: skip
 
 CONFIDENCE = 0.95
@@ -38,13 +41,9 @@ CI_NAMES = {
 }
 
 
-#: How blocks are written in sentences and figures (others as given).
-DISPLAY_NAMES = {"srm": "SRM", "se": "SE", "ge": "GE", "eca": "ECA"}
-
-
 def display_name(value: str) -> str:
-    """``srm`` -> ``SRM``; values without a display name (``none``, arch names) unchanged."""
-    return DISPLAY_NAMES.get(str(value), str(value))
+    """How results write an axis value: a block's label (:func:`stylecls.blocks.presentation`), others as given."""
+    return presentation(str(value)).label
 
 
 def mean_std(values: np.ndarray) -> tuple[float, float, int]:
@@ -53,6 +52,12 @@ def mean_std(values: np.ndarray) -> tuple[float, float, int]:
     v = v[~np.isnan(v)]
     n = len(v)
     return (float(v.mean()) if n else math.nan, float(v.std(ddof=1)) if n > 1 else math.nan, n)
+
+
+def mean_sem(values: np.ndarray) -> tuple[float, float, int]:
+    """Mean, standard error of the mean (sample std / sqrt(n); NaN for fewer than two values) and n."""
+    mean, std, n = mean_std(values)
+    return mean, std / math.sqrt(n) if n > 1 else math.nan, n
 
 
 def t_interval(diff: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
