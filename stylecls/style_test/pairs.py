@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from stylecls.data.cache import CacheSource
 from stylecls.data.pixels import Pixels
 from stylecls.errors import StyleclsError
 from stylecls.evaluate.predict import PredictDataset
@@ -72,7 +73,7 @@ class PairDataset(Dataset):
         pairs: pd.DataFrame,
         pixels: Pixels,
         need: Sequence[str] = ("b", "c"),
-        cache_source: dict[str, Any] | None = None,
+        cache_source: CacheSource | None = None,
     ) -> None:
         self.pairs = pairs
         self.need = tuple(need)

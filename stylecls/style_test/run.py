@@ -22,10 +22,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from stylecls.data.cache import CacheSource
 from stylecls.device import select_device
 from stylecls.errors import StyleclsError, unknown_name
 from stylecls.evaluate.predict import NonFiniteOutputs
-from stylecls.evaluate.run import select_rows
+from stylecls.evaluate import select_rows
 from stylecls.runfolder import RunFolder
 from stylecls.style_test.pairs import PairBatch, PairDataset, draw_pairs, pair_loader
 from stylecls.style_test.perturb import (
@@ -196,7 +197,7 @@ def style_test(
     stage_modules = stages(model) if "feature-stats" in kinds else {}
     need = [k for k, used_by in (("b", ("amplitude-phase", "feature-stats")), ("c", ("style-shift",)))
             if set(used_by) & set(kinds)]  # fmt: skip
-    source = {"dataset": spec.dataset, "root": str(data_root) if data_root is not None else record.data.root}
+    source = CacheSource.of(spec.dataset, data_root if data_root is not None else record.data.root)
     paths = rows["path"].astype(str).tolist()
     loader = pair_loader(PairDataset(paths, drawn, run.pixels(), need, source), batch_size, workers,
                          pin_memory=dev.type == "cuda")

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from stylecls.atomic import atomic_write_bytes
+from stylecls.data.cache import CacheSource
 from stylecls.plotting import figure
 from stylecls.runfolder import RunFolder
 
@@ -76,7 +77,7 @@ def domain_rows(
     device: torch.device,
     batch_size: int,
     workers: int,
-    source: dict[str, Any],
+    source: CacheSource | None,
 ) -> pd.DataFrame:
     """The domain shift itself: accuracy per domain of the tested part (its clean decisions) and of the train
     domains' val part (predicted here), strength 1 for a held-out domain, 0 for a train domain."""
