@@ -22,9 +22,11 @@ def _dataset_modules() -> tuple[str, ...]:
 NAMES: dict[str, tuple[str, ...]] = {
     "stylecls.blocks:BLOCKS": ("eca", "ge", "none", "se", "srm"),
     "stylecls.models:ARCHS": (
-        "cifar_resnet110", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56",
-        "resnet101", "resnet152", "resnet18", "resnet34", "resnet50",
+        "cifar_resnet110", "cifar_resnet20", "cifar_resnet20_ibn_a", "cifar_resnet32", "cifar_resnet44",
+        "cifar_resnet56", "cifar_resnet56_ibn_a", "resnet101", "resnet101_ibn_a", "resnet152", "resnet18",
+        "resnet18_ibn_a", "resnet34", "resnet34_ibn_a", "resnet50", "resnet50_ibn_a",
     ),
+    "stylecls.models:FEATURE_AUGS": ("dsu", "efdmix", "mixstyle", "none"),
     "stylecls.data:DATASETS": _dataset_modules(),
     "stylecls.data:PROTOCOLS": ("auto", "lodo", "multi-domain", "single"),
 }  # fmt: skip

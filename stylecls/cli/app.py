@@ -17,7 +17,8 @@ def _names_epilog() -> str:
     from stylecls.names import NAMES
 
     label = {"stylecls.data:DATASETS": "datasets", "stylecls.models:ARCHS": "backbones (--arch)",
-             "stylecls.blocks:BLOCKS": "blocks", "stylecls.data:PROTOCOLS": "protocols"}  # fmt: skip
+             "stylecls.blocks:BLOCKS": "blocks", "stylecls.data:PROTOCOLS": "protocols",
+             "stylecls.models:FEATURE_AUGS": "feature augmentations (--feature-aug)"}  # fmt: skip
     return "\n\n".join(f"{label[r]}: {', '.join(names)}" for r, names in NAMES.items())
 
 
