@@ -25,8 +25,8 @@ from torch import nn
 from stylecls.data.cache import CacheSource
 from stylecls.device import select_device
 from stylecls.errors import StyleclsError, unknown_name
-from stylecls.evaluate.predict import NonFiniteOutputs
 from stylecls.evaluate import select_rows
+from stylecls.evaluate.predict import NonFiniteOutputs
 from stylecls.runfolder import RunFolder
 from stylecls.style_test.pairs import PairBatch, PairDataset, draw_pairs, pair_loader
 from stylecls.style_test.perturb import (
