@@ -147,7 +147,7 @@ def _selection_section(runs: pd.DataFrame, selection_runs: pd.DataFrame, method:
     where = _where(runs)
     what = f"{where.capitalize()} accuracy, {method.title}"
     section = number_section(chosen.runs.dropna(subset=[method.column]), method.column, by, ci, method.title, what)
-    trials = int(chosen.runs["trials"].max())
+    trials = int(chosen.runs["trials"].max()) if len(chosen.runs) else 0  # none chosen: nothing to choose by
     if "values" not in section.tables:
         section.notes = chosen.notes or section.notes
         return section, chosen.runs
