@@ -26,6 +26,7 @@ from stylecls.report.pairing import (
     check_comparable,
     group_title,
     groups,
+    matched_on,
     pair_runs,
 )
 from stylecls.report.runs import TRIAL, Collection, LeftOut, collect
@@ -119,7 +120,7 @@ def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title
     tables = {
         "values": (f"{what} (%), mean ± {SPREAD_NAMES['sem']} over runs (n per cell).",
                    accuracy_table(runs, by, column, "sem")),
-        "paired": (f"{what}: paired differences (points), over runs matched on seed, split and held-out domain; "
+        "paired": (f"{what}: paired differences (points), over runs matched on {matched_on(runs)}; "
                    f"n is the number of pairs. Both 95 % intervals are given; the verdict uses the {CI_NAMES[ci]}. "
                    "p: Wilcoxon signed-rank for n ≥ 6 pairs, else the paired t-test, as named.",
                    paired_table(stats, ci)),
@@ -158,7 +159,7 @@ def _selection_section(runs: pd.DataFrame, selection_runs: pd.DataFrame, method:
     if method.upper_bound:
         section.verdicts = [f"Oracle (upper bound): {v}" for v in section.verdicts]
     if trials > 1:
-        section.tables["chosen"] = (f"Which trial {method.title} chose per {by}, held-out domain / split and seed, "
+        section.tables["chosen"] = (f"Which trial {method.title} chose per {by}, {matched_on(runs)}, "
                                     f"and its score ({method.chooses_by}, %).", _chosen_table(chosen.runs, by))
     section.notes += chosen.notes
     return section, chosen.runs
