@@ -57,7 +57,7 @@ def run_settings(run: RunFolder) -> RunSettings:
 
 
 def _is_image_file(path: Path) -> bool:
-    from stylecls.data.records import is_image
+    from stylecls.data.scan import is_image
 
     return is_image(path.name)
 
@@ -179,10 +179,12 @@ class Run:
         in ``error`` (empty for every image that was read): ``frame[frame["error"] == ""]`` are the
         predictions. ``progress(done, total)`` follows each batch.
         """
-        from stylecls.evaluate.predict import NonFiniteOutputs, predict_loader, probabilities
+        from stylecls.evaluate.predict import TTA, NonFiniteOutputs, predict_loader, probabilities
 
         items = list(images_or_paths)
         k = self._top_k(top_k)
+        if tta is not None and tta not in TTA:  # said before the model loads
+            raise StyleclsError(f"unknown --tta {tta!r}; choose one of: {', '.join(TTA)}")
         model = self.model(checkpoint, device)
         dev = next(model.parameters()).device
         loader = predict_loader(items, self.settings.pixels, batch_size, workers, pin_memory=dev.type == "cuda")

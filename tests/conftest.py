@@ -13,7 +13,7 @@ SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder for the whole session, holding the generated demo dataset."""
-    from stylecls.data import demo
+    from stylecls.data.datasets import demo
 
     path = tmp_path_factory.mktemp("stylecls-cache")
     demo.generate(path / "demo")

@@ -4,11 +4,14 @@ planning: grids only, nothing trains (the demo's domains: photo, poster, sketch,
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
-import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from stylecls.data import protocol_parts
+from stylecls.cli import app
+from stylecls.data import Listing, protocol_parts
+from stylecls.data.catalog import from_listing
 from stylecls.errors import StyleclsError
 from stylecls.spec import RunSpec
 from stylecls.sweep import GridAxes, expand_grid
@@ -92,18 +95,18 @@ def test_lodo_selection_adds_one_run_per_training_domain() -> None:
 
 
 def test_protocol_with_a_validation_domain_trains_on_the_others() -> None:
-    rows = [(f"{d}/{c}/{i}.png", d, c, "val" if i == 0 else "train") for d in ("a", "b", "c", "d")
-            for c in ("x", "y") for i in range(5)]
-    frame = pd.DataFrame(rows, columns=["path", "domain", "class_name", "split"])
-    frame.attrs["info"] = {"domains": ["a", "b", "c", "d"]}
-    parts = protocol_parts(frame, "lodo", "d", val_domain="b")
-    by = parts.groupby("part")["domain"].agg(lambda d: sorted(set(d)))
+    domains = ("a", "b", "c", "d")
+    rows = [(f"/{d}/{c}/{i}.png", c, d) for d in domains for c in ("x", "y") for i in range(5)]
+    splits = ["val" if r[0].endswith("/0.png") else "train" for r in rows]
+    data = from_listing(Listing(rows, splits, ("x", "y"), domains, None, "seeded"), "test", Path("/"))
+    parts = protocol_parts(data, "lodo", "d", val_domain="b")
+    by = parts.frame.groupby("part")["domain"].agg(lambda d: sorted(set(d)))
     assert set(by.index) == {"train", "val"} and by["val"] == ["b"] and by["train"] == ["a", "c"]
-    assert (parts["part"] == "val").sum() == 10  # every image of b; a's and c's validation rows are left out
-    assert not parts.attrs["info"].get("warnings")  # no test part, on purpose: selection never sees d
-    assert (parts["part"] == "train").sum() == 16 and parts.attrs["info"]["val_domain"] == "b"
+    assert parts.counts["val"] == 10  # every image of b; a's and c's validation rows are left out
+    assert not parts.warnings  # no test part, on purpose: selection never sees d
+    assert parts.counts["train"] == 16 and parts.val_domain == "b" and parts.to_dict()["val_domain"] == "b"
     with pytest.raises(StyleclsError, match="validation domain"):
-        protocol_parts(frame, "lodo", "d", val_domain="d")
+        protocol_parts(data, "lodo", "d", val_domain="d")
 
 
 def test_block_options_apply_to_the_blocks_that_take_them() -> None:
@@ -130,3 +133,22 @@ def test_every_block_range_is_an_option_its_block_takes_with_values_it_accepts()
             assert r.name in block_option_names(block), (block, r.name)
             for value in r.choices:
                 create_block(block, 16, **{r.name: value})
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def test_list_hparams_and_a_dry_run_that_counts_the_lodo_runs(tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["sweep", "--list-hparams", "--dataset", "pacs", "--block", "se", "--block", "none"])
+    assert listed.exit_code == 0, listed.output
+    assert "log-uniform [0.00791, 0.0791]" in listed.output and "one of 4, 8, 16, 32" in listed.output
+    assert "pooling" not in listed.output  # srm was not asked for
+    out = tmp_path / "sweep"
+    dry = runner.invoke(app, ["sweep", "--out", str(out), "--test-domain", "sketch", "--block", "se", "--block", "srm",
+                              "--hparams", "random", "--trials", "2", "--selection", "lodo", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "16 runs (12 for lodo selection); 16 to run" in dry.output and not out.exists()
+    bad = runner.invoke(app, ["sweep", "--out", str(out), "--block", "none", "--block-option", "pooling=mean",
+                              "--dry-run"])
+    assert isinstance(bad.exception, StyleclsError) and "takes the block option pooling" in str(bad.exception)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylecls.data import ImageDataset, Pixels, catalog, decode, make_loader, prepare
+from stylecls.data import CacheSource, ImageDataset, Pixels, catalog, decode, make_loader, prepare
 from stylecls.data import cache as cache_module
 from stylecls.data.pixels import difference
 from stylecls.errors import StyleclsError
@@ -44,18 +44,19 @@ def _tree(root, make_images):
     """Non-square JPEG, PNG and BMP (PIL fallback) images in two classes."""
     rel = [f"{c}/{i}.{ext}" for c in "ab" for i, ext in enumerate(["jpg", "png", "jpg", "bmp"])]
     make_images(root, rel, size=(50, 37))
-    return catalog("folder", root)
+    data = catalog("folder", root)
+    return data.frame, CacheSource.of_catalog(data)
 
 
 @pytest.mark.parametrize("rule", ["1.125x", "original"])
 def test_cache_and_on_the_fly_give_identical_tensors(tmp_path, make_images, cache_env, rule):
-    frame = _tree(tmp_path / "data", make_images)
+    frame, source = _tree(tmp_path / "data", make_images)
     pixels = Pixels(24, rule)
     done = prepare("folder", tmp_path / "data", 24, pre_resize=rule, workers=1, progress=False)  # decoded in a worker
     assert done.images == len(frame) and done.key.startswith("folder-")
     for train in (False, True):
-        cached = ImageDataset(frame, 24, train=train, pixels=pixels)
-        direct = ImageDataset(frame, 24, train=train, pixels=pixels, use_cache=False)
+        cached = ImageDataset(frame, 24, train=train, pixels=pixels, cache_source=source)
+        direct = ImageDataset(frame, 24, train=train, pixels=pixels, use_cache=False, cache_source=source)
         assert (cached.cache_key, cached.cache_hits, cached.cache_note) == (done.key, len(frame), None)
         assert direct.cache_key is None and direct.cache_hits == 0
         assert cached.describe() == pixels.describe(done.key) and direct.describe().endswith(", on the fly")
@@ -72,18 +73,18 @@ def test_cache_and_on_the_fly_give_identical_tensors(tmp_path, make_images, cach
 
 
 def test_a_cache_of_other_pixels_is_not_used(tmp_path, make_images, cache_env, monkeypatch):
-    frame = _tree(tmp_path / "data", make_images)
-    assert ImageDataset(frame, 24, train=False).cache_note is None  # nothing prepared: nothing to say
+    frame, source = _tree(tmp_path / "data", make_images)
+    assert ImageDataset(frame, 24, train=False, cache_source=source).cache_note is None  # nothing prepared yet
     done = prepare("folder", tmp_path / "data", 24, workers=0, progress=False)
     for other in (Pixels(32), Pixels(24, "original"), Pixels(24, "1.25x")):
-        ds = ImageDataset(frame, other.img_size, train=True, pixels=other)
+        ds = ImageDataset(frame, other.img_size, train=True, pixels=other, cache_source=source)
         assert ds.cache_key is None and ds.cache_hits == 0, other
         assert "27 px (shorter side, pre-resize 1.125x)" in ds.cache_note and "decoding on the fly" in ds.cache_note
         assert f"--size {other.img_size} --pre-resize {other.pre_resize}" in ds.cache_note
-    same_pixels = ImageDataset(frame, 27, train=True, pixels=Pixels(27, "1x"))  # 27 px too: the same memo
+    same_pixels = ImageDataset(frame, 27, train=True, pixels=Pixels(27, "1x"), cache_source=source)  # 27 px: same memo
     assert same_pixels.cache_key == done.key
     monkeypatch.setattr(cache_module, "decoders", lambda: {"torchvision": "0.0", "pillow": "0.0"})
-    stale = ImageDataset(frame, 24, train=False)
+    stale = ImageDataset(frame, 24, train=False, cache_source=source)
     assert stale.cache_key is None and "another version" in stale.cache_note
 
 

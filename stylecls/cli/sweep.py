@@ -13,6 +13,8 @@ from stylecls.errors import StyleclsError
 
 # the options a sweep repeats to make its grid (the RunSpec fields whose sweep role is "axis")
 _GRID = {o.param for o in opt.options_for("sweep") if o.is_axis("sweep")}
+# the sweep's own options for the hyper-parameter search and model selection (not RunSpec fields)
+_SEARCH = ("hparams", "trials", "hparams_seed", "list_hparams", "selection")
 
 
 def _given(ctx: typer.Context) -> set[str]:
@@ -48,13 +50,23 @@ def _with_preset(name: str, values: dict[str, Any], given: set[str]) -> dict[str
     return merged
 
 
+def _list_hparams(dataset: str, blocks: list[str]) -> None:
+    from stylecls.sweep.hparams import hparams_table
+
+    console.print(hparams_table(dataset, blocks))
+
+
 def _plan(values: dict[str, Any], out: Path, launcher: dict[str, Any]) -> Any:
     from stylecls.sweep import GridAxes, SweepPlan, expand_grid
+    from stylecls.sweep.hparams import Search
 
-    base, axes = opt.grid_from_values(values)
+    search = Search(values["hparams"], values["trials"], values["hparams_seed"])
+    selection = values["selection"]
+    base, axes = opt.grid_from_values({k: v for k, v in values.items() if k not in _SEARCH})
     runtime = opt.runtime_from_values({**values, "out": out, "name": None})
-    specs = expand_grid(base, GridAxes(**axes), runtime.data_root)
-    return SweepPlan(out, specs, runtime, launcher)
+    specs = expand_grid(base, GridAxes(**axes), runtime.data_root, search, selection)
+    recorded = {"hparams": search.mode, "trials": search.trials, "hparams_seed": search.seed, "selection": selection}
+    return SweepPlan(out, specs, runtime, launcher, recorded)
 
 
 @app.command("sweep")
@@ -64,6 +76,20 @@ def sweep_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The sweep's folder (its runs, sweep.json, logs)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="A named grid; see --list-presets."),
     list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and exit."),
+    hparams: str = typer.Option(
+        "default", "--hparams", help="default: the recipe's values; random: --trials draws from the search space "
+        "(see --list-hparams), a trial's shared values alike for every block.",
+    ),
+    trials: int = typer.Option(1, "--trials", min=1, help="Random-search trials (--hparams random)."),
+    hparams_seed: int = typer.Option(0, "--hparams-seed", min=0, help="Seed of the random search's draws."),
+    list_hparams: bool = typer.Option(
+        False, "--list-hparams", help="Show the random search's ranges for --dataset (and --block) and exit."
+    ),
+    selection: str = typer.Option(
+        "training-domain", "--selection",
+        help="Model selection the sweep plans for: training-domain (validation on the training domains) or lodo "
+        "(adds one run per training domain left out, for leave-one-domain-out cross-validation).",
+    ),  # fmt: skip
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at once (local launcher; on GPUs at most one per GPU)."),
     launcher: str = typer.Option("local", "--launcher", help="local (subprocesses) or slurm (submitit)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and their status; start nothing."),
@@ -72,7 +98,8 @@ def sweep_cmd(
     time_min: int = typer.Option(24 * 60, "--time", help="SLURM time limit per job, in minutes."),
     mem_gb: Optional[int] = typer.Option(None, "--mem", help="SLURM memory per job, in GB."),
     slurm_cluster: Optional[str] = typer.Option(
-        None, "--slurm-cluster", hidden=True, help="submitit cluster: None (auto), local or debug (for tests)."
+        None, "--slurm-cluster", help="submitit cluster (slurm launcher): SLURM when sbatch is found, else refused; "
+        "local or debug run the jobs on this machine, on purpose.",
     ),
     **values: Any,
 ) -> None:
@@ -86,6 +113,9 @@ def sweep_cmd(
 
     if list_presets:
         _list_presets()
+        return
+    if list_hparams:
+        _list_hparams(values["dataset"], values["block"])
         return
     if out is None:
         raise StyleclsError("--out is required: the folder that holds the sweep's runs")
