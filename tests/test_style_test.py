@@ -218,3 +218,17 @@ def test_cli_writes_prints_and_refuses_missing_data(run: Path, monkeypatch, caps
     assert "missing" in capsys.readouterr().err
     assert code(run, "--kind", "texture") == 2
     assert code(run, "--strength", "2") == 2
+
+
+def test_example_shows_the_pair_style_test_draws(run: Path) -> None:
+    from stylecls.style_test.examples import example, example_decisions
+
+    ex = example(run, position=1, seed=0)
+    assert len(ex.images) == 7 and all(i.shape == (3, 16, 16) and i.dtype == torch.uint8 for i in ex.images.values())
+    rows = RunFolder(run).rows()
+    pair = draw_pairs(rows, rows[rows["part"] == "test"], seed=0).iloc[1]
+    assert ex.classes == {"A": rows.loc[pair["a"], "class_name"], "B": rows.loc[pair["b"], "class_name"]}
+    decisions = example_decisions(run, ex)
+    assert len(decisions) == 7 + 3 and set(decisions) <= set(RunFolder(run).classes)
+    with pytest.raises(StyleclsError, match="does not exist"):
+        example(run, position=99)
