@@ -232,3 +232,27 @@ def test_example_shows_the_pair_style_test_draws(run: Path) -> None:
     assert len(decisions) == 7 + 3 and set(decisions) <= set(RunFolder(run).classes)
     with pytest.raises(StyleclsError, match="does not exist"):
         example(run, position=99)
+
+
+def test_report_has_a_style_reliance_section_paired_over_seeds(tmp_path: Path) -> None:
+    from test_report import sweep
+
+    from stylecls.report import write_report
+    from stylecls.runfolder import find_run_folders
+    from stylecls.style_test.tables import write_outputs
+
+    root = sweep(tmp_path / "runs", blocks=("se", "srm"), seeds=(0, 1), domains=("sketch",))
+    for path in find_run_folders(root):
+        folder = RunFolder(path)
+        srm, seed = folder.spec().block == "srm", folder.spec().seed
+        base = {"kind": "amplitude-phase", "part": "test", "seed": 0, "n": 10}
+        amp = pd.DataFrame([{**base, "strength": s, "accuracy": 0.5, "follows_phase": 0.5, "follows_amplitude": 0.2,
+                             "phase_fraction": 0.6 + 0.2 * srm * s + 0.01 * seed} for s in (0.0, 1.0)])
+        write_outputs({"amplitude-phase": amp}, pd.DataFrame({"a": [0], "b": [1], "c": [2]}), folder.style_test_dir)
+    files = write_report([root], tmp_path / "r.html")
+    section = files.report.groups[0].sections[-1]
+    assert section.title == "style reliance" and section.stats[0].n == 2
+    assert section.stats[0].mean == pytest.approx(0.2)
+    assert section.verdicts[0].startswith("Style reliance (cue conflict, phase fraction): SRM − SE: +20.0 points")
+    assert any("paired_style-reliance" in str(png) for _, png in files.report.groups[0].figures)
+    assert "Cue conflict" in files.html.read_text()
