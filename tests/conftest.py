@@ -62,3 +62,23 @@ def make_images():
         return [write_image(root / rel, seed=i, size=size) for i, rel in enumerate(relpaths)]
 
     return make
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path):
+    """``(folder, url)``: a local web server for an empty folder (files written there are served)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    www = tmp_path / "www"
+    www.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()

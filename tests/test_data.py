@@ -7,15 +7,12 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from stylecls.data import (
     DATASETS,
     Batch,
-    CacheSource,
     ImageDataset,
     catalog,
     check,
@@ -23,7 +20,6 @@ from stylecls.data import (
     domains_of,
     make_loader,
     normalize,
-    prepare,
     protocol_parts,
 )
 from stylecls.data.datasets import demo, dtd, pacs, wikiart
@@ -361,57 +357,6 @@ def test_truncated_jpeg_is_a_clear_error_or_skipped(tmp_path, make_images):
     assert collate([None, None]).images.shape[0] == 0
     report = check("folder", tmp_path / "data", deep=True, workers=0, progress=False)
     assert not report.ok and report.bad and str(paths[1]) in report.bad[0]
-
-
-# --- prepared cache -------------------------------------------------------------------------
-
-
-def test_prepared_cache_is_used_and_invalidated(tmp_path, make_images, cache_env):
-    paths = make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(5)], size=(50, 40))
-    data = catalog("folder", tmp_path / "data")
-    frame, source = data.frame, CacheSource.of_catalog(data)
-    assert ImageDataset(frame, 24, train=False, cache_source=source).cache_hits == 0
-    done = prepare("folder", tmp_path / "data", 24, workers=0, progress=False)
-    assert done.images == 10 and not done.up_to_date and done.pixels.side == 27
-    cached = ImageDataset(frame, 24, train=False, cache_source=source)
-    assert ImageDataset(frame, 24, train=False).cache_hits == 0  # no source named: no cache
-    direct = ImageDataset(frame, 24, train=False, cache_source=source, use_cache=False)
-    assert cached.cache_hits == 10
-    for i in range(len(frame)):  # eval from the cache == eval from the file
-        assert torch.equal(cached[i][0], direct[i][0])
-    assert ImageDataset(frame, 32, train=False, cache_source=source).cache_hits == 0  # another size has no cache
-    assert prepare("folder", tmp_path / "data", 24, workers=0, progress=False).up_to_date
-    make_images(tmp_path / "other", ["x.jpg"], size=(30, 30))
-    os.replace(tmp_path / "other" / "x.jpg", paths[0])  # the source changes
-    assert ImageDataset(frame, 24, train=False, cache_source=source).cache_hits == 9
-    assert not prepare("folder", tmp_path / "data", 24, workers=0, progress=False).up_to_date
-    assert ImageDataset(frame, 24, train=False, cache_source=source).cache_hits == 10
-    train = ImageDataset(frame, 24, train=True, cache_source=source)
-    assert train[0][0].shape == (3, 24, 24)
-
-
-def test_cache_is_found_whatever_the_spelling_of_the_root(tmp_path, make_images, cache_env, monkeypatch):
-    make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(3)])
-    prepare("folder", tmp_path / "data", 16, workers=0, progress=False)
-    (tmp_path / "sub").mkdir()
-    monkeypatch.chdir(tmp_path / "sub")
-    data = catalog("folder", "../data")
-    assert data.info.folder == data.info.data_root == tmp_path / "data"
-    assert ImageDataset(data.frame, 16, train=False, cache_source=CacheSource.of_catalog(data)).cache_hits == 6
-    assert CacheSource.of("folder", "../data") == CacheSource.of_catalog(data)
-
-
-def test_a_run_records_its_data_root_and_finds_the_cache_of_the_dataset_folder(tmp_path, make_images, cache_env):
-    """A run records the data root; the cache is keyed on the dataset's folder under it (one meaning each)."""
-    make_images(tmp_path / "pacs", [f"{d}/{c}/{i}.jpg" for d in pacs.DOMAINS for c in ("dog", "horse") for i in (1, 2)])
-    data = catalog("pacs", tmp_path)
-    assert data.info.data_root == tmp_path and data.info.folder == tmp_path / "pacs"
-    assert CacheSource.of("pacs", tmp_path) == CacheSource.of_catalog(data)
-    prepare("pacs", tmp_path, 16, workers=0, progress=False)
-    parts = protocol_parts(data)
-    val = parts.part("val")
-    assert ImageDataset(val, 16, train=False, cache_source=CacheSource.of("pacs", tmp_path)).cache_hits == len(val)
-    assert isinstance(val, pd.DataFrame) and np.all(val["part"] == "val")
 
 
 def test_channels_last_random_resized_crop_matches_torchvision():

@@ -3,15 +3,12 @@ named (catalog, `data list`, CLI choices, recipes, `data download`, `data import
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
 import sys
 import tarfile
-import threading
 from dataclasses import replace
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -87,22 +84,9 @@ def _archive() -> bytes:
 
 
 @pytest.fixture
-def served(tmp_path):
-    """A local web server for tmp_path/www."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(www))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def weaves(tmp_path, monkeypatch, served):
+def weaves(tmp_path, monkeypatch, http_folder):
     """The new dataset as ONE file in a folder on stylecls.data.datasets' path; forgotten afterwards."""
-    www, url = served
+    www, url = http_folder
     archive = _archive()
     (www / "weaves.tar.gz").write_bytes(archive)
     plugins = tmp_path / "plugins"

@@ -177,10 +177,9 @@ def test_domainbed_zip_import_brings_the_kfold_lists(tmp_path, monkeypatch, make
     assert (root / "pacs" / "splits" / "sketch_train_kfold.txt").is_file()
 
 
-def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, capsys):
+def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, capsys, http_folder):
     """huggingface_hub itself (offline mode, pre-populated cache) feeds the converter; k-fold lists from a mirror."""
     import huggingface_hub.constants as hf
-    from test_download import _Server  # tests/ is on sys.path (pytest rootdir conftest)
 
     rows, counts = pacs_rows()
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -191,20 +190,14 @@ def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, caps
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
-    server = _Server()
-    try:
-        for d in pacs.DOMAINS:  # lists naming every generated image, 1-based labels
-            lines = [f"{d}/{c}/pic_{k:03d}.jpg {j + 1}" for j, c in enumerate(pacs.CLASSES)
-                     for k in range(counts[(d, c)])]
-            for part in ("train", "crossval", "test"):
-                chosen = lines if part == "test" else lines[:: 2] if part == "train" else lines[1::2]
-                server.files[f"/{d}_{part}_kfold.txt"] = ("\n".join(chosen) + "\n").encode()
-        root = tmp_path / "data"
-        assert exit_code(monkeypatch, "data", "download", "-d", "pacs", "--data-root", root,
-                         "--mirror", server.url) == 1
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+    www, url = http_folder
+    for d in pacs.DOMAINS:  # lists naming every generated image, 1-based labels
+        lines = [f"{d}/{c}/pic_{k:03d}.jpg {j + 1}" for j, c in enumerate(pacs.CLASSES) for k in range(counts[(d, c)])]
+        for part in ("train", "crossval", "test"):
+            chosen = lines if part == "test" else lines[:: 2] if part == "train" else lines[1::2]
+            (www / f"{d}_{part}_kfold.txt").write_text("\n".join(chosen) + "\n")
+    root = tmp_path / "data"
+    assert exit_code(monkeypatch, "data", "download", "-d", "pacs", "--data-root", root, "--mirror", url) == 1
     out = capsys.readouterr().out
     assert "official split lists name" in out and "(split: official)" in out
     data = catalog("pacs", root)

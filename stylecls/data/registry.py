@@ -15,7 +15,7 @@ import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stylecls.data.sources import HubParquet, ParquetSchema, Source, SplitFiles
 from stylecls.errors import StyleclsError, unknown_name
@@ -170,7 +170,3 @@ def dataset(name: str) -> DatasetDef:
     """The definition of dataset ``name`` (raises a clear error listing the valid names)."""
     return DATASETS.get_def(name)
 
-
-def describe(names: Mapping[str, Any] | None = None) -> str:
-    """``name: help`` lines, for help texts."""
-    return "; ".join(f"{n}: {d.help}" for n, d in (names or DATASETS).items())
