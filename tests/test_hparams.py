@@ -152,3 +152,13 @@ def test_list_hparams_and_a_dry_run_that_counts_the_lodo_runs(tmp_path: Path) ->
     bad = runner.invoke(app, ["sweep", "--out", str(out), "--block", "none", "--block-option", "pooling=mean",
                               "--dry-run"])
     assert isinstance(bad.exception, StyleclsError) and "takes the block option pooling" in str(bad.exception)
+
+
+def test_a_dry_run_needs_no_out_and_no_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLECLS_DATA", str(tmp_path / "no-data"))
+    monkeypatch.chdir(tmp_path)
+    dry = CliRunner().invoke(app, ["sweep", "--preset", "pacs-lodo", "--hparams", "random", "--trials", "4",
+                                   "--selection", "lodo", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "576 runs (432 for lodo selection); 576 to run" in dry.output and "PACS not found" in dry.output
+    assert not (tmp_path / "sweeps").exists()

@@ -26,6 +26,7 @@ from stylecls.report.pairing import (
     check_comparable,
     group_title,
     groups,
+    matched_on,
     pair_runs,
 )
 from stylecls.report.runs import TRIAL, Collection, LeftOut, collect
@@ -119,7 +120,7 @@ def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title
     tables = {
         "values": (f"{what} (%), mean ± {SPREAD_NAMES['sem']} over runs (n per cell).",
                    accuracy_table(runs, by, column, "sem")),
-        "paired": (f"{what}: paired differences (points), over runs matched on seed, split and held-out domain; "
+        "paired": (f"{what}: paired differences (points), over runs matched on {matched_on(runs)}; "
                    f"n is the number of pairs. Both 95 % intervals are given; the verdict uses the {CI_NAMES[ci]}. "
                    "p: Wilcoxon signed-rank for n ≥ 6 pairs, else the paired t-test, as named.",
                    paired_table(stats, ci)),
@@ -157,8 +158,30 @@ def _selection_section(runs: pd.DataFrame, selection_runs: pd.DataFrame, method:
         "mean of the domain means (DomainBed's collect_results).", section.tables["values"][1])
     if method.upper_bound:
         section.verdicts = [f"Oracle (upper bound): {v}" for v in section.verdicts]
+    if trials > 1:
+        section.tables["chosen"] = (f"Which trial {method.title} chose per {by}, {matched_on(runs)}, "
+                                    f"and its score ({method.chooses_by}, %).", _chosen_table(chosen.runs, by))
     section.notes += chosen.notes
     return section, chosen.runs
+
+
+def _chosen_table(chosen: pd.DataFrame, by: str) -> pd.DataFrame:
+    table = chosen[[by, "test_domain", "split", "seed", TRIAL, "trials", "score"]].copy()
+    table[by] = table[by].map(display_name)
+    table["score"] = (100 * table["score"]).round(2)
+    table = table.rename(columns={"test_domain": "held-out domain", TRIAL: "chosen trial", "trials": "of trials",
+                                  "score": "score (%)"})
+    table = table.dropna(axis=1, how="all")
+    return table.sort_values(list(table.columns[:-3]), key=lambda c: c.astype(str)).reset_index(drop=True)
+
+
+def _trials_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The settings that differ between trials, one row per (trial, axis settings)."""
+    keys = sorted({k for s in runs["settings"] for k in s})
+    varying = [k for k in keys if len({s.get(k) for s in runs["settings"]}) > 1]
+    rows = {(t, tuple(s.get(k) for k in varying)) for t, s in zip(runs[TRIAL], runs["settings"], strict=True)}
+    table = pd.DataFrame([[t, *values] for t, values in rows], columns=[TRIAL, *varying])
+    return table.sort_values([TRIAL, *varying[:1]], key=lambda c: c.astype(str)).reset_index(drop=True)
 
 
 def _details(runs: pd.DataFrame, by: str) -> dict[str, tuple[str, pd.DataFrame]]:
@@ -173,9 +196,13 @@ def _details(runs: pd.DataFrame, by: str) -> dict[str, tuple[str, pd.DataFrame]]
     for value, g in runs.groupby(by, sort=True):
         rows += [{"setting": f"{k} ({by} {value})", "value": g["settings"].iloc[0].get(k, "(unset)")}
                  for k in sorted(axis_keys)]
-    return {"runs": ("Every run of this group, with the versions it was trained with.", table),
-            "settings": ("The exact settings of these runs (those of the first run; seed, split, held-out domain and "
-                         "trial vary as listed above).", pd.DataFrame(rows))}
+    details = {"runs": ("Every run of this group, with the versions it was trained with.", table),
+               "settings": ("The exact settings of these runs (those of the first run; seed, split, held-out domain "
+                            "and trial vary as listed above).", pd.DataFrame(rows))}
+    if runs[TRIAL].nunique() > 1:
+        details["trials"] = ("The values each trial of the hyper-parameter search drew (the settings that differ "
+                             "between runs).", _trials_table(runs))
+    return details
 
 
 def _group(head: dict[str, str], runs: pd.DataFrame, collection: Collection, by: str, ci: CiMethod,
