@@ -51,7 +51,7 @@ def style_test_cmd(
         )  # fmt: skip
     table = Table(title=f"{run}: style tests (best.pt, {result.pairs:,} pairs, seed {seed})")
     for name, justify in (("kind", "left"), ("test", "left"), ("strength", "right"), ("accuracy", "right"),
-                          ("follows content", "right"), ("follows style", "right"), ("agreement", "right")):
+                          ("content share", "right"), ("follows style", "right"), ("agreement", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for kind_name, t in result.tables.items():
         for r in t.to_dict("records"):
@@ -63,7 +63,8 @@ def style_test_cmd(
             table.add_row(kind_name, test, f"{r['strength']:g}", pct(r["accuracy"]), _pct(content), _pct(style),
                           _pct(r.get("agreement", float("nan"))))  # fmt: skip
     console.print(table)
-    console.print("follows content: of the decisions that follow A's or B's label, the share that follow A's")
+    console.print("content share: of the decisions that follow A's or B's label, the share that follow A's "
+                  "(the content); follows style: how often the decision is B's label", highlight=False)
     if result.skipped:
         err_console.print(f"skipped {result.skipped:,} pairs with an unreadable image", highlight=False)
     console.print(f"wrote {', '.join(p.name for p in result.files)} to {result.out_dir}/")
