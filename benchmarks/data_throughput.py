@@ -1,13 +1,13 @@
 """Images/s of the stylecls training loader from the prepared cache vs on the fly vs an ImageFolder-style baseline.
 
-All three read the same catalogue rows with the same batch size, workers and standard augmentation
+All three read the same catalog rows with the same batch size, workers and standard augmentation
 (random resized crop + horizontal flip):
 
 - stylecls, prepared cache: the memo of decode + pre-resize (uint8 memory map) + transforms.v2 on uint8;
 - stylecls, on the fly: the same loader with ``use_cache=False`` -- it computes the same function per
   file, so it delivers bit-identical batches (checked here on one batch) and only the speed differs;
 - baseline: the ``ImageFolder`` recipe (PIL decode of the full file, RandomResizedCrop, RandomHorizontalFlip,
-  ToTensor, Normalize) over the catalogue's own file list -- not ImageFolder on the dataset root, which
+  ToTensor, Normalize) over the catalog's own file list -- not ImageFolder on the dataset root, which
   would take PACS's ``splits/`` folder for a class.
 
 Trials alternate and the medians are compared. Each trial draws ``--images`` samples (several passes
@@ -35,7 +35,16 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision import transforms as T
 from torchvision.datasets.folder import pil_loader
 
-from stylecls.data import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Pixels, catalog, make_loader, prepare
+from stylecls.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CacheSource,
+    ImageDataset,
+    Pixels,
+    catalog,
+    make_loader,
+    prepare,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -77,8 +86,9 @@ def main() -> None:
 
     pixels = Pixels(args.size, args.pre_resize)
     prepared = prepare(args.dataset, args.data_root, args.size, pre_resize=args.pre_resize, workers=args.workers)
-    frame = catalog(args.dataset, args.data_root)
-    cached = ImageDataset(frame, args.size, train=True, pixels=pixels)
+    data = catalog(args.dataset, args.data_root)
+    frame = data.frame
+    cached = ImageDataset(frame, args.size, train=True, pixels=pixels, cache_source=CacheSource.of_catalog(data))
     if cached.cache_hits != len(cached):
         raise SystemExit(f"only {cached.cache_hits} of {len(cached)} images are in the prepared cache")
     on_the_fly = ImageDataset(frame, args.size, train=True, pixels=pixels, use_cache=False)

@@ -109,7 +109,7 @@ def demo_run(block: str) -> dict:
     """Train the demo recipe on the GPU through ``stylecls train`` and report its time and accuracy."""
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, STYLECLS_CACHE=str(Path(tmp) / "cache"))
-        from stylecls.data import demo
+        from stylecls.data.datasets import demo
 
         demo.generate(Path(tmp) / "cache" / "demo")  # generation is not part of the training time
         start = time.perf_counter()

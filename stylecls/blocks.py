@@ -1,12 +1,18 @@
 """Channel recalibration modules, selected by name through one factory (like timm's ``create_attn``).
 
-Every module maps ``x -> x * gate(x)`` with a per-channel gate in (0, 1). Backbones place them on the
-residual branch, after the last BatchNorm and before the addition, and call :func:`add_recalibrated`
-so the gate multiply and the residual addition run as one fused ``addcmul``.
+Every module maps ``x -> x * gate(x)`` with a per-channel gate. Backbones place them on the residual
+branch, after the last BatchNorm and before the addition, and call :func:`add_recalibrated` so the
+gate multiply and the residual addition run as one fused ``addcmul``.
 
 Blocks: ``none`` (identity), ``se`` (Squeeze-and-Excitation), ``srm`` (Style-based Recalibration,
 Lee et al. ICCV 2019, with the paper's pooling/integration ablations), ``ge`` (Gather-Excite θ⁻,
 parameter-free), ``eca`` (Efficient Channel Attention, adaptive kernel).
+
+How a block starts (``block_init``): ``"paper"`` is each paper's initialisation, a sigmoid gate in
+(0, 1) (SRM's zero CFC gives sigmoid(0) = 0.5 on every channel, which halves each residual branch
+of a pretrained backbone); ``"identity"`` zeroes the layer before the activation and doubles the
+sigmoid, a gate in (0, 2) that starts at exactly 1, so a pretrained backbone computes exactly its
+own function before training.
 """
 
 from __future__ import annotations
@@ -14,18 +20,19 @@ from __future__ import annotations
 import inspect
 import math
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from stylecls.errors import StyleclsError, unknown_name
+from stylecls.style_pool import SRM_EPS, FoldCache, StyleJoin, accumulation_dtype, fold_batch_norm, moments, style_pool
 
 __all__ = [
     "BLOCKS",
+    "BLOCK_INITS",
     "ECA",
     "GatherExcite",
     "PRESENTATION",
@@ -36,6 +43,7 @@ __all__ = [
     "StyleRecalibration",
     "add_recalibrated",
     "block_differences",
+    "block_factory",
     "block_order",
     "create_block",
     "no_weight_decay_names",
@@ -44,7 +52,14 @@ __all__ = [
     "style_pool",
 ]
 
-SRM_EPS = 1e-5  # the paper's σ = sqrt(var + 1e-5)
+BLOCK_INITS = ("paper", "identity")
+
+
+class DoubledSigmoid(nn.Module):
+    """2·sigmoid(z): the gate of an identity-initialised block, in (0, 2) and exactly 1 at z = 0."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return 2 * torch.sigmoid(z)
 
 
 class Recalibration(nn.Module):
@@ -59,7 +74,7 @@ class Recalibration(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.activation = nn.Sigmoid()
+        self.activation: nn.Module = nn.Sigmoid()
 
     @abstractmethod
     def gate(self, x: Tensor) -> Tensor:
@@ -71,6 +86,20 @@ class Recalibration(nn.Module):
     def join(self, x: Tensor, identity: Tensor) -> Tensor:
         """``identity + self(x)`` as one ``addcmul`` pass (blocks may fuse more, see SRM)."""
         return torch.addcmul(identity, x, self.gate(x))
+
+    def start_at_identity(self) -> None:
+        """Make the gate exactly 1 for every input: a zero pre-activation through 2·sigmoid."""
+        self.activation = DoubledSigmoid()
+        with torch.no_grad():
+            for tensor in self.preactivation():
+                tensor.zero_()
+
+    def preactivation(self) -> list[Tensor]:
+        """The tensors whose zeroing makes the activation's input 0 (``block_init="identity"``)."""
+        raise StyleclsError(
+            f"block {type(self).__name__} has no parameters that can make its gate start at 1; "
+            "use block_init 'paper' (--block-init paper)"
+        )
 
 
 def add_recalibrated(block: nn.Module, x: Tensor, identity: Tensor) -> Tensor:
@@ -94,131 +123,6 @@ def _positive_float(option: str, value: Any) -> float:
     return float(value)
 
 
-# --- style pooling ------------------------------------------------------------------------------
-
-
-def accumulation_dtype(x: Tensor) -> torch.dtype:
-    """Sums over H×W run in at least float32 (bf16/fp16 inputs), and in float64 for float64 inputs."""
-    return torch.promote_types(x.dtype, torch.float32)
-
-
-def _moments(x: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Per-(n, c) mean and sqrt(unbiased var + eps), each (N, C, 1, 1), in :func:`accumulation_dtype`.
-
-    ``torch.var`` over H×W runs a scalar Welford loop on the CPU (50-90× a mean here). On the CPU we
-    read x for Σx and Σx² and take var = (Σx² - (Σx)²/n)/(n - 1); that cancels where
-    |mean| >> std, so those rows (offset inputs, dead channels: Σx² > 64·n·(var + eps)) are
-    recomputed from centred values and their flat (n·C + c) indices returned. Elsewhere the float32
-    error of σ² stays below ~3e-5 relative. Other devices have the bandwidth for the centred
-    two-pass form (and no host sync): they return ``None`` for the indices. So does tracing
-    (TorchScript/ONNX export), which cannot record the data-dependent fix-up.
-    """
-    n = x.shape[-1] * x.shape[-2]
-    acc = accumulation_dtype(x)
-    if x.device.type != "cpu" or torch.jit.is_tracing():
-        mean = x.mean(dim=(2, 3), keepdim=True, dtype=acc)
-        var = torch.linalg.vector_norm(x - mean, dim=(2, 3), keepdim=True).square_() / max(n - 1, 1)
-        return mean, var.add_(eps).sqrt_(), None
-    total = x.sum(dim=(2, 3), keepdim=True, dtype=acc)
-    sq = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True, dtype=acc).square_()
-    mean = total / n
-    var = (sq - total * mean).clamp_min_(0) / max(n - 1, 1)
-    ill = (sq > (var + eps) * (64 * n)).view(-1).nonzero().view(-1)
-    if ill.numel():
-        rows = _rows(x, ill).to(acc)
-        var.view(-1)[ill] = (rows - rows.mean(dim=(1, 2), keepdim=True)).square_().sum(dim=(1, 2)) / max(n - 1, 1)
-    return mean, var.add_(eps).sqrt_(), ill
-
-
-def _rows(x: Tensor, flat: Tensor) -> Tensor:
-    """The (H, W) maps of x at flat (n·C + c) indices, shape (k, H, W), in any memory layout."""
-    return x[flat // x.shape[1], flat % x.shape[1]]
-
-
-def _pool_grad(x: Tensor, mean: Tensor, std: Tensor, ill: Tensor | None, d_mean: Tensor | None,
-               d_std: Tensor | None) -> Tensor:
-    """dL/dx of style pooling: gμ/n + gσ·(x - μ)/((n - 1)σ) = a + b·x per (n, c), one pass over x.
-
-    The rows where |μ| >> σ (``ill``) would make a + b·x cancel: they take the centred form. Off the
-    CPU (``ill`` is None) the centred form is used throughout.
-    """
-    n = x.shape[-1] * x.shape[-2]
-    b = torch.zeros_like(std) if d_std is None else d_std.reshape(std.shape).to(std.dtype) / (std * max(n - 1, 1))
-    a = torch.zeros_like(mean) if d_mean is None else d_mean.reshape(mean.shape).to(mean.dtype) / n
-    if ill is None:
-        return torch.addcmul(a, b, x - mean).to(x.dtype)
-    grad_x = torch.addcmul((a - b * mean).to(x.dtype), b.to(x.dtype), x)
-    if ill.numel():
-        rows = _rows(x, ill).to(std.dtype)
-        a_, b_, m_ = (t.view(-1, 1, 1)[ill] for t in (a, b, mean))
-        grad_x[ill // x.shape[1], ill % x.shape[1]] = (a_ + b_ * (rows - m_)).to(x.dtype)
-    return grad_x
-
-
-class _StylePool(torch.autograd.Function):
-    """Style pooling with a closed-form backward in one pass over x (:func:`_pool_grad`).
-    Only x (already kept by the gate's multiply) is saved."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-        mean, std, ill = _moments(x, eps)
-        ctx.save_for_backward(x, mean, std)
-        ctx.ill = ill
-        return mean.to(x.dtype), std.to(x.dtype)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_mean: Tensor, grad_std: Tensor) -> tuple[Tensor, None]:
-        x, mean, std = ctx.saved_tensors
-        return _pool_grad(x, mean, std, ctx.ill, grad_mean, grad_std), None
-
-
-def style_pool(x: Tensor, eps: float = SRM_EPS) -> tuple[Tensor, Tensor]:
-    """SRM's style pooling: per-channel mean and sqrt(unbiased var + eps), each (N, C, 1, 1)."""
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _StylePool.apply(x, eps)
-    mean, std, _ = _moments(x, eps)
-    return mean.to(x.dtype), std.to(x.dtype)
-
-
-def _row_dot(a: Tensor, b: Tensor, dtype: torch.dtype) -> Tensor:
-    """Σ over H×W of a·b per (n, c), shape (N, C), without materialising a·b where the layout allows."""
-    return (a * b).sum(dim=(2, 3), dtype=dtype)
-
-
-class _StyleJoin(torch.autograd.Function):
-    """``identity + x·g`` with g = SRM's gate of x, for training: autograd's backward would go over
-    the feature map five times (the product's two gradients, the reduction to g's shape, the
-    pooling's gradient and the sum of x's two gradients); this one reads x and the incoming
-    gradient for Σ grad·x and once more for x's gradient. The small gate graph (CFC, BatchNorm,
-    sigmoid on (N, C)) is built as usual and differentiated by autograd inside the backward.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, identity: Tensor, block: StyleRecalibration, *params: Tensor) -> Tensor:
-        mean, std, ill = _moments(x, block.eps)
-        with torch.enable_grad():
-            feats = [t.to(x.dtype).flatten(1).detach().requires_grad_() for t in (mean, std)]
-            gate = block.integrate(block.select(feats))
-        ctx.save_for_backward(x, mean, std)
-        ctx.ill, ctx.feats, ctx.gate, ctx.params = ill, feats, gate, params
-        return torch.addcmul(identity, x, gate.detach()[:, :, None, None].to(x.dtype))
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, mean, std = ctx.saved_tensors
-        gate = ctx.gate
-        trainable = [p for p in ctx.params if p.requires_grad]
-        d_gate = _row_dot(grad, x, mean.dtype).to(gate.dtype)
-        # retain: the outer graph may be differentiated again (retain_graph=True, gradcheck); the gate graph is small
-        grads = torch.autograd.grad(gate, [*ctx.feats, *trainable], d_gate, allow_unused=True, retain_graph=True)
-        grad_x = _pool_grad(x, mean, std, ctx.ill, grads[0], grads[1])
-        grad_x.addcmul_(grad, gate.detach()[:, :, None, None].to(grad.dtype))
-        by_param = dict(zip(map(id, trainable), grads[2:], strict=True))
-        return (grad_x, grad, None, *(by_param.get(id(p)) for p in ctx.params))
-
-
 # --- blocks -------------------------------------------------------------------------------------
 
 
@@ -235,6 +139,9 @@ class SqueezeExcite(Recalibration):
     def gate(self, x: Tensor) -> Tensor:
         s = x.mean(dim=(2, 3), keepdim=True)
         return self.activation(self.fc2(self.act(self.fc1(s))))
+
+    def preactivation(self) -> list[Tensor]:
+        return [self.fc2.weight, cast(Tensor, self.fc2.bias)]
 
 
 class StyleRecalibration(Recalibration):
@@ -267,6 +174,7 @@ class StyleRecalibration(Recalibration):
         self.pooling = pooling
         self.integration = integration
         self.eps = _positive_float("eps", eps)
+        self._fold = FoldCache()  # the eval-mode CFC with its BatchNorm folded in (see _inference_gate)
         n_style = 2 if pooling == "mean+std" else 1
         if integration == "cfc":
             # (C, n_style): the reference implementation's Conv1d(C, C, kernel=2, groups=C) weight, squeezed.
@@ -304,10 +212,45 @@ class StyleRecalibration(Recalibration):
         return self.activation(z)
 
     def gate(self, x: Tensor) -> Tensor:
+        if self._folded_inference():
+            return self._inference_gate(x)
         return self.integrate(self.style(x))[:, :, None, None].to(x.dtype)
 
+    def preactivation(self) -> list[Tensor]:
+        if self.integration == "mlp":
+            last = cast(nn.Linear, self.mlp[-1])
+            return [last.weight, last.bias]
+        return [self.cfc, self.bn.bias]  # BN(0) = bias in training (batch statistics) and in eval (folded)
+
+    # -- inference: the BatchNorm folded into the CFC once, not on every call -------------------------
+
+    def _folded_inference(self) -> bool:
+        """Eval mode without autograd, CFC + tracked BatchNorm, eager: the cached fold applies."""
+        return (
+            not self.training
+            and self.integration == "cfc"
+            and bool(self.bn.track_running_stats)
+            and not torch.is_grad_enabled()
+            and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling()
+        )
+
+    def _inference_gate(self, x: Tensor) -> Tensor:
+        """σ(shift + Σ_k w_k·feature_k) with the BatchNorm folded into w and shift: two reads of x for
+        Σx and Σx² (:func:`~stylecls.style_pool.moments`), then a few ops on (N, C, 1, 1) tensors."""
+        if self.pooling == "mean":
+            feats = [x.mean(dim=(2, 3), keepdim=True, dtype=accumulation_dtype(x))]
+        else:
+            mean, std, _ = moments(x, self.eps)
+            feats = self.select([mean, std])
+        weights, shift = self._fold.get(self.cfc, self.bn, feats[0].dtype, x.device)
+        z = torch.addcmul(shift, feats[0], weights[0])
+        if len(feats) == 2:
+            z.addcmul_(feats[1], weights[1])
+        return self.activation(z).to(x.dtype)
+
     def join(self, x: Tensor, identity: Tensor) -> Tensor:
-        """``identity + x·gate(x)``; in training, through :class:`_StyleJoin`'s fused backward."""
+        """``identity + x·gate(x)``; in training, through :class:`~stylecls.style_pool.StyleJoin`'s fused backward."""
         params = tuple(self.parameters())
         fused = (
             torch.is_grad_enabled()
@@ -317,21 +260,14 @@ class StyleRecalibration(Recalibration):
             and not torch.compiler.is_compiling()
         )
         if fused:
-            return _StyleJoin.apply(x, identity, self, *params)
+            return StyleJoin.apply(x, identity, self, *params)
         return super().join(x, identity)
 
     def _batch_norm(self, z: Tensor) -> Tensor:
         if self.training or not self.bn.track_running_stats:
             return self.bn(z)
-        scale, shift = self._folded_bn()
+        scale, shift = fold_batch_norm(self.bn)
         return torch.addcmul(shift.to(z.dtype), z, scale.to(z.dtype))
-
-    def _folded_bn(self) -> tuple[Tensor, Tensor]:
-        # eval: BN(z) = z·s + t with s = γ/sqrt(var+eps), t = β - mean·s (folded into the CFC's output)
-        bn = self.bn
-        running_mean, running_var = cast(Tensor, bn.running_mean), cast(Tensor, bn.running_var)
-        scale = bn.weight * torch.rsqrt(running_var + bn.eps)
-        return scale, bn.bias - running_mean * scale
 
     @torch.no_grad()
     def effective_weights(self) -> Tensor:
@@ -339,7 +275,7 @@ class StyleRecalibration(Recalibration):
         depends on its mean and its std at inference (the paper's style-importance analysis)."""
         if self.integration != "cfc":
             raise ValueError("effective weights exist for the CFC integration only")
-        scale, _ = self._folded_bn()
+        scale, _ = fold_batch_norm(self.bn)
         return self.cfc * scale[:, None]
 
     def extra_repr(self) -> str:
@@ -354,6 +290,12 @@ class GatherExcite(Recalibration):
 
     def gate(self, x: Tensor) -> Tensor:
         return self.activation(x.mean(dim=(2, 3), keepdim=True))
+
+    def preactivation(self) -> list[Tensor]:
+        raise StyleclsError(
+            "block 'ge' (Gather-Excite θ⁻) has no parameters: its gate σ(mean(x)) depends on the input alone and "
+            "cannot start at 1; use block_init 'paper' (--block-init paper) with it"
+        )
 
 
 class ECA(Recalibration):
@@ -370,6 +312,9 @@ class ECA(Recalibration):
         if _positive_int("kernel_size", kernel_size) % 2 == 0:
             raise StyleclsError(f"block option kernel_size must be odd (the gate keeps C channels), got {kernel_size}")
         self.conv = nn.Conv1d(1, 1, kernel_size=kernel_size, padding=(kernel_size - 1) // 2, bias=False)
+
+    def preactivation(self) -> list[Tensor]:
+        return [self.conv.weight]
 
     def gate(self, x: Tensor) -> Tensor:
         s = x.mean(dim=(2, 3))  # N, C
@@ -395,21 +340,38 @@ def _option_names(factory: Any) -> list[str]:
     return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
-def create_block(name: str, channels: int, **options: Any) -> nn.Module:
-    """Build the recalibration module ``name`` for ``channels`` channels (see :data:`BLOCKS`).
+def create_block(name: str, channels: int, block_init: str = "paper", **options: Any) -> nn.Module:
+    """Build the recalibration module ``name`` for ``channels`` channels (see :data:`BLOCKS`),
+    started as ``block_init`` says (:data:`BLOCK_INITS`; see the module's docstring).
 
     Option names the block does not have are refused here, by name; errors raised while building
     the block (bad values are :class:`StyleclsError`, bugs anything else) pass through unchanged.
     """
     if name not in BLOCKS:
         raise unknown_name("block", name, BLOCKS)
+    if block_init not in BLOCK_INITS:
+        raise unknown_name("block init", block_init, BLOCK_INITS)
     accepted = _option_names(BLOCKS[name])
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         listed = ", ".join(repr(k) for k in unknown)
         takes = f"its options: {', '.join(accepted)}" if accepted else "it takes none"
         raise StyleclsError(f"block {name!r} does not take option{'s' if len(unknown) > 1 else ''} {listed}; {takes}")
-    return BLOCKS[name](channels, **options)
+    block = BLOCKS[name](channels, **options)
+    if block_init == "identity" and isinstance(block, Recalibration):
+        block.start_at_identity()
+    return block
+
+
+def block_factory(name: str, block_init: str = "paper", **options: Any) -> Callable[[int], nn.Module]:
+    """``channels -> block`` for a backbone to call once per residual unit; a bad name, option or
+    init is refused here, before any unit is built."""
+    create_block(name, 64, block_init, **options)
+
+    def build(channels: int) -> nn.Module:
+        return create_block(name, channels, block_init, **options)
+
+    return build
 
 
 def no_weight_decay_names(model: nn.Module) -> set[str]:

@@ -57,7 +57,7 @@ def run_settings(run: RunFolder) -> RunSettings:
 
 
 def _is_image_file(path: Path) -> bool:
-    from stylecls.data.records import is_image
+    from stylecls.data.scan import is_image
 
     return is_image(path.name)
 

@@ -27,7 +27,7 @@ class DataSummary:
     complete: bool = True
     pixels: dict[str, Any] = field(default_factory=dict)  # the decode/pre-resize pipeline (stylecls.data)
     pixel_source: str = ""  # "cache <key>" or "on the fly"
-    info: dict[str, Any] = field(default_factory=dict)  # the catalogue's report: found vs expected, warnings
+    info: dict[str, Any] = field(default_factory=dict)  # the catalog's report: found vs expected, warnings
 
 
 @dataclass(frozen=True)

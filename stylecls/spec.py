@@ -116,6 +116,22 @@ class RunSpec:
     val_domain: str | None = field(default=None, metadata=setting(
         "Training domain left out of training to validate on (lodo model selection).", internal=True,
     ))  # fmt: skip
+    # how inserted blocks start: paper | identity (gates exactly 1, so a pretrained backbone keeps its function)
+    block_init: str = field(default="paper", metadata=setting(
+        "How the blocks start: paper (each paper's init; SRM's gates start at 0.5) or identity (every gate "
+        "exactly 1: a pretrained backbone computes its own function before training).", choices=("paper", "identity"),
+    ))  # fmt: skip
+    # the backbone's BatchNorm while training: train | frozen (running statistics kept, affine trained)
+    bn: str = field(default="train", metadata=setting(
+        "Backbone BatchNorm in training: train, or frozen (running statistics used and kept, weight and bias "
+        "trained; the blocks' own BatchNorm always trains).", choices=("train", "frozen"),
+    ))  # fmt: skip
+    # a style augmentation after the early stages, in training only: none | mixstyle | efdmix | dsu
+    feature_aug: str = field(default="none", metadata=setting(
+        "Style augmentation after the early stages, in training only: mixstyle, efdmix or dsu.",
+        registry="stylecls.models:FEATURE_AUGS", sweep="axis",
+        axis_help="Style augmentation(s) to cross (none, mixstyle, efdmix, dsu), like blocks.",
+    ))  # fmt: skip
 
     def resolved(self) -> RunSpec:
         """Fill every unset field from the dataset's recipe and check every value (no data is read)."""
@@ -158,6 +174,8 @@ class RunSpec:
         """
         parts = [self.dataset, *(str(x) for x in self.data_options.values()), str(self.arch), self.block]
         parts += [f"{k}{_plain(x)}" for k, x in sorted(self.block_options.items())]
+        if self.feature_aug != "none":
+            parts.append(self.feature_aug)
         if self.test_domain:
             parts.append(self.test_domain)
         if self.val_domain:
@@ -178,7 +196,7 @@ class RunSpec:
             dataset=self.dataset, data_options=self.data_options, protocol=self.protocol,
             test_domain=self.test_domain, split=self.split, arch=self.arch, block=self.block,
             block_options=self.block_options, seed=self.seed, trial=self.trial, hparams_seed=self.hparams_seed,
-            val_domain=self.val_domain,
+            val_domain=self.val_domain, feature_aug=self.feature_aug,
         )  # fmt: skip
         return bare.resolved() if self.arch is not None else bare
 
@@ -227,6 +245,10 @@ def resolve(spec_: RunSpec) -> RunSpec:
         bad.append(f"--val-domain {spec.val_domain} (must be a training domain: another than a given --test-domain)")
     if bad:
         raise StyleclsError("invalid settings: " + "; ".join(bad))
+    if spec.block_init != "paper":  # a start the block cannot make (a parameter-free gate) is refused before a run
+        from stylecls.blocks import create_block
+
+        create_block(spec.block, 16, spec.block_init, **spec.block_options)
     from stylecls.data.pixels import Pixels
 
     Pixels(int(spec.img_size), str(spec.pre_resize))  # type: ignore[arg-type]  # an unknown rule is refused here

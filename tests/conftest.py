@@ -13,7 +13,7 @@ SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder for the whole session, holding the generated demo dataset."""
-    from stylecls.data import demo
+    from stylecls.data.datasets import demo
 
     path = tmp_path_factory.mktemp("stylecls-cache")
     demo.generate(path / "demo")
@@ -62,3 +62,23 @@ def make_images():
         return [write_image(root / rel, seed=i, size=size) for i, rel in enumerate(relpaths)]
 
     return make
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path):
+    """``(folder, url)``: a local web server for an empty folder (files written there are served)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    www = tmp_path / "www"
+    www.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()

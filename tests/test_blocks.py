@@ -144,7 +144,7 @@ def test_srm_gradients_with_some_ill_conditioned_channels(joined: bool, channels
     x64 = x.detach().double().requires_grad_()
     grad = torch.randn(3, 6, 9, 9)
     out = add_recalibrated(block, x, torch.zeros_like(x)) if joined else block(x)
-    assert (type(out.grad_fn).__name__ == "_StyleJoinBackward") == joined  # the fused backward is the one taken
+    assert (type(out.grad_fn).__name__ == "StyleJoinBackward") == joined  # the fused backward is the one taken
     out.backward(grad)
     srm_reference(x64, reference).backward(grad.double())
     assert x.grad is not None and x64.grad is not None
@@ -178,6 +178,36 @@ def test_srm_eval_folds_batchnorm_into_cfc() -> None:
     shift = bn.bias - stats["running_mean"] * bn.weight / torch.sqrt(stats["running_var"] + bn.eps)
     gate = torch.sigmoid(mean * w[:, 0] + std * w[:, 1] + shift)
     torch.testing.assert_close(block(x), x * gate[:, :, None, None], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{}, {"pooling": "mean"}, {"pooling": "std"}], ids=["paper", "mean", "std"])
+def test_srm_inference_fold_is_cached_and_follows_every_change(options: dict) -> None:
+    """The eval gate without autograd uses the cached fold; a training step, a load_state_dict or a
+    change of statistics is seen at once (the fold is keyed on the tensors' versions)."""
+    block = _randomised_srm(6, **options).eval()
+    x = torch.randn(3, 6, 5, 5) + 0.5
+    identity = torch.randn_like(x)
+    for step in range(4):
+        with torch.no_grad():
+            expected = identity + srm_reference(x, block)
+            torch.testing.assert_close(add_recalibrated(block, x, identity), expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(block(x), srm_reference(x, block), rtol=1e-5, atol=1e-5)
+        with torch.inference_mode():
+            torch.testing.assert_close(block(x), expected - identity, rtol=1e-5, atol=1e-5)
+        if step == 0:  # an optimizer step on the CFC and the BatchNorm's affine parameters
+            block.train()
+            block(x).square().sum().backward()
+            with torch.no_grad():
+                for p in block.parameters():
+                    p -= 0.5 * p.grad  # type: ignore[operator]
+            block.eval()
+        elif step == 1:  # new weights loaded
+            block.load_state_dict(_randomised_srm(6, **options).state_dict())
+            with torch.no_grad():
+                block.cfc.mul_(-2)
+        elif step == 2:  # new statistics
+            cast(torch.Tensor, block.bn.running_var).mul_(3)
+    assert block._fold.value is not None  # the cache is in use
 
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))

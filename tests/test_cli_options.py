@@ -51,9 +51,9 @@ def test_every_field_is_one_option_and_every_run_option_a_field(command: str) ->
     if command == "train":
         assert set(params) - run_params == {"resume"}
     else:
-        assert {o.param for o in options if o.is_axis("sweep")} == {
-            "block", "seed", "test_domain", "split", "arch", "block_option"}
-        assert all(params[p].multiple for p in ("block", "seed", "test_domain", "split", "arch", "block_option"))
+        axes = {"block", "seed", "test_domain", "split", "arch", "block_option", "feature_aug"}
+        assert {o.param for o in options if o.is_axis("sweep")} == axes
+        assert all(params[p].multiple for p in axes)
 
 
 def test_a_field_without_a_setting_is_refused() -> None:

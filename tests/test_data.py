@@ -1,4 +1,4 @@
-"""Catalogues, protocols, loader and cache on tiny generated trees of every layout."""
+"""Catalogs, protocols, loader and cache on tiny generated trees of every layout."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -19,16 +17,12 @@ from stylecls.data import (
     catalog,
     check,
     collate,
-    demo,
     domains_of,
-    dtd,
     make_loader,
     normalize,
-    pacs,
-    prepare,
     protocol_parts,
-    wikiart,
 )
+from stylecls.data.datasets import demo, dtd, pacs, wikiart
 from stylecls.errors import StyleclsError
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
@@ -108,53 +102,54 @@ def wikiart_root(tmp_path, make_images):
     return tmp_path
 
 
-# --- catalogues -----------------------------------------------------------------------------
+# --- catalogs -----------------------------------------------------------------------------
 
 
-def test_catalogue_columns_and_info_are_json_ready(dtd_root):
+def test_catalog_columns_and_info_are_json_ready(dtd_root):
     import json
 
-    frame = catalog("dtd", dtd_root)
+    data = catalog("dtd", dtd_root)
+    frame = data.frame
     assert list(frame.columns) == ["path", "label", "class_name", "domain", "split"]
     assert all(Path(p).is_absolute() for p in frame["path"])
-    info = frame.attrs["info"]
-    json.dumps(info)
+    assert data.info.folder == dtd_root / "dtd" and data.info.data_root == dtd_root  # one meaning of "root"
+    json.dumps(data.info.to_dict())
     assert set(DATASETS) == {"demo", "dtd", "pacs", "office_home", "wikiart", "folder"}
 
 
 def test_dtd_official_lists(dtd_root):
-    frame = catalog("dtd", dtd_root, split=1)
-    info = frame.attrs["info"]
-    assert info["split_source"] == "official"
+    data = catalog("dtd", dtd_root, split=1)
+    frame, info = data.frame, data.info
+    assert info.split_source == "official"
     assert frame["split"].value_counts().to_dict() == {"train": 6, "val": 6, "test": 6}
-    assert info["classes"] == dtd.CLASSES and len(info["classes"]) == 47
+    assert list(info.classes) == list(dtd.CLASSES) and len(info.classes) == 47
     assert frame.loc[frame["class_name"] == "zigzagged", "label"].unique().tolist() == [46]
-    assert info["missing_listed"] == 1 and not info["complete"]
-    assert "zigzagged" not in info["missing_classes"] and "dotted" in info["missing_classes"]
-    assert any("incomplete copy of dtd" in w for w in info["warnings"])
+    assert info.missing_listed == 1 and not info.complete
+    assert "zigzagged" not in info.missing_classes and "dotted" in info.missing_classes
+    assert any("incomplete copy of dtd" in w for w in info.warnings)
 
 
 def test_dtd_without_lists_is_seeded_and_says_so(dtd_root):
-    frame = catalog("dtd", dtd_root, split=3)
-    info = frame.attrs["info"]
-    assert info["split_source"] == "seeded"
-    assert any("no official split lists" in w for w in info["warnings"])
+    data = catalog("dtd", dtd_root, split=3)
+    frame, info = data.frame, data.info
+    assert info.split_source == "seeded"
+    assert any("no official split lists" in w for w in info.warnings)
     assert frame["split"].value_counts().to_dict() == {"train": 6, "val": 6, "test": 6}
-    again = catalog("dtd", dtd_root, split=3)
+    again = catalog("dtd", dtd_root, split=3).frame
     assert again["split"].tolist() == frame["split"].tolist()
-    other = catalog("dtd", dtd_root, split=3, seed=1)
+    other = catalog("dtd", dtd_root, split=3, seed=1).frame
     assert other["split"].tolist() != frame["split"].tolist()
     with pytest.raises(StyleclsError, match="1..10"):
         catalog("dtd", dtd_root, split=11)
 
 
 def test_pacs_official_lists_png_sketches_and_reports(pacs_root):
-    frame = catalog("pacs", pacs_root)
-    info = frame.attrs["info"]
-    assert info["split_source"] == "official"
-    assert info["matched_by_stem"] == 8 + 2 + 10  # the sketch entries of the train, crossval and test lists
-    assert info["missing_listed"] == 1
-    assert info["unlisted"] == 1  # cartoon/dog/extra.jpg is in no list
+    data = catalog("pacs", pacs_root)
+    frame, info = data.frame, data.info
+    assert info.split_source == "official"
+    assert info.details["matched_by_stem"] == 8 + 2 + 10  # the sketch entries of the train, crossval and test lists
+    assert info.missing_listed == 1
+    assert info.details["unlisted"] == 1  # cartoon/dog/extra.jpg is in no list
     assert "extra.jpg" not in " ".join(frame["path"])
     assert len(frame) == 40
     assert (frame.groupby("domain")["split"].value_counts().unstack()[["train", "val"]].values == [[8, 2]] * 4).all()
@@ -167,40 +162,40 @@ def test_pacs_lists_from_splits_dir_or_seeded(pacs_root, tmp_path):
     moved = tmp_path / "elsewhere"
     (pacs_root / "pacs" / "splits").rename(moved)
     seeded = catalog("pacs", pacs_root)
-    assert seeded.attrs["info"]["split_source"] == "seeded"
-    assert seeded["split"].value_counts().to_dict() == {"train": 33, "val": 8}
+    assert seeded.info.split_source == "seeded"
+    assert seeded.frame["split"].value_counts().to_dict() == {"train": 33, "val": 8}
     official = catalog("pacs", pacs_root, splits_dir=moved)
-    assert official.attrs["info"]["split_source"] == "official"
+    assert official.info.split_source == "official"
     with pytest.raises(StyleclsError, match="does not exist"):
         catalog("pacs", pacs_root, splits_dir=tmp_path / "nope")
 
 
 def test_office_home_real_world_and_missing_domain(office_root):
-    frame = catalog("office_home", office_root)
-    info = frame.attrs["info"]
+    data = catalog("office_home", office_root)
+    frame = data.frame
     assert "Real World" in set(frame["domain"])
-    assert info["split_source"] == "seeded"
+    assert data.info.split_source == "seeded"
     counts = frame.groupby(["domain", "class_name"])["split"].value_counts().unstack()
     assert (counts["train"] == 4).all() and (counts["val"] == 1).all()
     os.rename(office_root / "office_home" / "Real World", office_root / "office_home" / "Real_World")
-    assert catalog("office_home", office_root)["domain"].value_counts()["Real World"] == 10
+    assert catalog("office_home", office_root).frame["domain"].value_counts()["Real World"] == 10
     os.rename(office_root / "office_home" / "Clipart", office_root / "Clipart_moved")
-    info = catalog("office_home", office_root).attrs["info"]
-    assert info["missing_domains"] == ["Clipart"] and not info["complete"]
+    info = catalog("office_home", office_root).info
+    assert info.missing_domains == ("Clipart",) and not info.complete
 
 
 def test_wikiart_artgan_files(wikiart_root):
-    style = catalog("wikiart", wikiart_root)
-    info = style.attrs["info"]
-    assert info["split_source"] == "official" and info["missing_listed"] == 1
+    data = catalog("wikiart", wikiart_root)
+    style, info = data.frame, data.info
+    assert info.split_source == "official" and info.missing_listed == 1
     assert (style["split"] == "test").sum() == 9  # ArtGAN val = our test
     assert set(style["split"]) == {"train", "val", "test"}
-    assert info["classes"] == wikiart.STYLES
+    assert info.classes == wikiart.STYLES
     assert style.loc[style["class_name"] == "Rococo", "label"].unique().tolist() == [wikiart.STYLES.index("Rococo")]
     genre = catalog("wikiart", wikiart_root, task="genre")
-    assert genre.attrs["info"]["classes"] == ["landscape", "portrait"] and len(genre) == 30
+    assert genre.info.classes == ("landscape", "portrait") and len(genre) == 30
     artist = catalog("wikiart", wikiart_root, task="artist")
-    assert len(artist) == 16 and artist.attrs["info"]["classes"] == ["Claude_Monet", "Rembrandt"]
+    assert len(artist) == 16 and artist.info.classes == ("Claude_Monet", "Rembrandt")
     with pytest.raises(StyleclsError, match="unknown WikiArt task"):
         catalog("wikiart", wikiart_root, task="colour")
 
@@ -209,9 +204,9 @@ def test_wikiart_without_split_files(wikiart_root):
     for f in (wikiart_root / "wikiart").glob("*_*"):
         if f.is_file():
             f.unlink()
-    frame = catalog("wikiart", wikiart_root)
-    assert frame.attrs["info"]["split_source"] == "seeded"
-    assert len(frame) == 30
+    data = catalog("wikiart", wikiart_root)
+    assert data.info.split_source == "seeded"
+    assert len(data) == 30
     with pytest.raises(StyleclsError, match="needs the ArtGAN files"):
         catalog("wikiart", wikiart_root, task="genre")
 
@@ -219,15 +214,16 @@ def test_wikiart_without_split_files(wikiart_root):
 def test_folder_flat_domains_and_pil_only_formats(tmp_path, make_images):
     make_images(tmp_path / "flat", [f"{c}/{i}.{'bmp' if c == 'b' else 'jpg'}" for c in "ab" for i in range(10)])
     (tmp_path / "flat" / "a" / "notes.txt").write_text("not an image")
-    flat = catalog("folder", tmp_path / "flat")
-    assert flat.attrs["info"]["domains"] == ["folder"] and flat.attrs["info"]["expected"] is None
+    data = catalog("folder", tmp_path / "flat")
+    flat = data.frame
+    assert data.info.domains == ("folder",) and data.info.expected is None
     assert flat["split"].value_counts().to_dict() == {"train": 14, "test": 4, "val": 2}
-    assert any("ignored" in w for w in flat.attrs["info"]["warnings"])
+    assert any("ignored" in w for w in data.info.warnings)
     bmp = ImageDataset(flat[flat["path"].str.endswith(".bmp")], 16, train=False)
     assert bmp[0][0].shape == (3, 16, 16)
     make_images(tmp_path / "dom", [f"{d}/{c}/{i}.png" for d in ("x", "y") for c in "ab" for i in range(5)])
     dom = catalog("folder", tmp_path / "dom")
-    assert dom.attrs["info"]["domains"] == ["x", "y"] and set(dom["split"]) == {"train", "val"}
+    assert dom.info.domains == ("x", "y") and set(dom.frame["split"]) == {"train", "val"}
     make_images(tmp_path / "mixed", ["a/1.jpg", "d/b/1.jpg"])
     with pytest.raises(StyleclsError, match="mixes"):
         catalog("folder", tmp_path / "mixed")
@@ -252,9 +248,9 @@ def test_default_root_from_environment(monkeypatch, pacs_root):
 
 def test_missing_class_folder_is_reported_and_check_fails(pacs_root):
     shutil.rmtree(pacs_root / "pacs" / "photo" / "horse")
-    frame = catalog("pacs", pacs_root)
-    info = frame.attrs["info"]
-    assert not info["complete"] and len(frame[frame["domain"] == "photo"]) == 5
+    data = catalog("pacs", pacs_root)
+    frame = data.frame
+    assert not data.info.complete and len(frame[frame["domain"] == "photo"]) == 5
     report = check("pacs", pacs_root, progress=False)
     assert not report.ok
     assert any("split-list lines" in line for line in report.lines)
@@ -264,9 +260,9 @@ def test_missing_class_folder_is_reported_and_check_fails(pacs_root):
 
 
 def test_demo_is_complete_and_deterministic(demo_env, tmp_path):
-    frame = catalog("demo")
-    info = frame.attrs["info"]
-    assert info["complete"] and len(frame) == 2400 and info["domains"] == list(demo.DOMAINS)
+    data = catalog("demo")
+    frame, info = data.frame, data.info
+    assert info.complete and len(frame) == 2400 and info.domains == demo.DOMAINS
     assert frame["split"].value_counts().to_dict() == {"train": 1920, "val": 480}
     demo.generate(tmp_path / "again")
 
@@ -283,37 +279,39 @@ def test_demo_is_complete_and_deterministic(demo_env, tmp_path):
 
 
 def test_protocols(pacs_root):
-    frame = catalog("pacs", pacs_root)
-    lodo = protocol_parts(frame, test_domain="sketch")
-    assert lodo.attrs["info"]["protocol"] == "lodo"
+    data = catalog("pacs", pacs_root)
+    frame = data.frame
+    parts = protocol_parts(data, test_domain="sketch")
+    lodo = parts.frame
+    assert parts.protocol == "lodo" and parts.to_dict()["protocol"] == "lodo"
     assert set(lodo.loc[lodo["part"] == "test", "domain"]) == {"sketch"}
-    assert (lodo["part"] == "test").sum() == (frame["domain"] == "sketch").sum()
+    assert (lodo["part"] == "test").sum() == (frame["domain"] == "sketch").sum() == parts.counts["test"]
     assert "sketch" not in set(lodo.loc[lodo["part"] != "test", "domain"])
-    multi = protocol_parts(frame)
-    assert multi.attrs["info"]["protocol"] == "multi-domain"
-    assert multi["path"].is_unique
-    assert (multi["part"] == "test").sum() == (frame["split"] == "val").sum()
-    assert set(multi["part"]) == {"train", "val", "test"}
+    multi = protocol_parts(data)
+    assert multi.protocol == "multi-domain"
+    assert multi.frame["path"].is_unique
+    assert (multi.frame["part"] == "test").sum() == (frame["split"] == "val").sum()
+    assert set(multi.frame["part"]) == {"train", "val", "test"}
     with pytest.raises(StyleclsError, match="art_painting, cartoon, photo, sketch"):
-        protocol_parts(frame, test_domain="painting")
+        protocol_parts(data, test_domain="painting")
     with pytest.raises(StyleclsError, match="multi-domain"):
-        protocol_parts(frame, "single")
-    assert frame.attrs["info"].get("protocol") is None  # the input is untouched
+        protocol_parts(data, "single")
+    assert "part" not in data.frame.columns  # the input is untouched
 
 
 def test_single_protocol_and_lodo_on_single_domain(dtd_root):
-    frame = catalog("dtd", dtd_root)
-    single = protocol_parts(frame)
-    assert single.attrs["info"]["protocol"] == "single" and (single["part"] == single["split"]).all()
+    data = catalog("dtd", dtd_root)
+    single = protocol_parts(data)
+    assert single.protocol == "single" and (single.frame["part"] == single.frame["split"]).all()
     with pytest.raises(StyleclsError, match="one domain"):
-        protocol_parts(frame, test_domain="dtd")
+        protocol_parts(data, test_domain="dtd")
 
 
 # --- loader ---------------------------------------------------------------------------------
 
 
 def test_dataset_items_and_normalize(demo_env):
-    frame = catalog("demo")
+    frame = catalog("demo").frame
     train = ImageDataset(frame.iloc[:8], 48, train=True)
     image, label, index = train[3]
     assert image.dtype == torch.uint8 and image.shape == (3, 48, 48) and index == 3
@@ -327,7 +325,7 @@ def test_dataset_items_and_normalize(demo_env):
 
 
 def test_loader_is_deterministic_per_seed_and_epoch(demo_env):
-    frame = catalog("demo").iloc[::40]
+    frame = catalog("demo").frame.iloc[::40]
     ds = ImageDataset(frame, 32, train=True)
 
     def epoch(workers: int, seed: int = 0, e: int = 0) -> list[Batch]:
@@ -345,7 +343,7 @@ def test_truncated_jpeg_is_a_clear_error_or_skipped(tmp_path, make_images):
     paths = make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(4)], size=(64, 48))
     data = paths[1].read_bytes()
     paths[1].write_bytes(data[: len(data) // 2])
-    frame = catalog("folder", tmp_path / "data")
+    frame = catalog("folder", tmp_path / "data").frame
     row = frame.index[frame["path"] == str(paths[1])][0]
     with pytest.raises(StyleclsError, match=f"cannot decode {paths[1]}.*--skip-bad"):
         ImageDataset(frame, 16, train=True)[row]
@@ -359,48 +357,6 @@ def test_truncated_jpeg_is_a_clear_error_or_skipped(tmp_path, make_images):
     assert collate([None, None]).images.shape[0] == 0
     report = check("folder", tmp_path / "data", deep=True, workers=0, progress=False)
     assert not report.ok and report.bad and str(paths[1]) in report.bad[0]
-
-
-# --- prepared cache -------------------------------------------------------------------------
-
-
-def test_prepared_cache_is_used_and_invalidated(tmp_path, make_images, cache_env):
-    paths = make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(5)], size=(50, 40))
-    frame = catalog("folder", tmp_path / "data")
-    assert ImageDataset(frame, 24, train=False).cache_hits == 0
-    done = prepare("folder", tmp_path / "data", 24, workers=0, progress=False)
-    assert done.images == 10 and not done.up_to_date and done.pixels.side == 27
-    cached = ImageDataset(frame, 24, train=False)
-    direct = ImageDataset(frame, 24, train=False, use_cache=False)
-    assert cached.cache_hits == 10
-    for i in range(len(frame)):  # eval from the cache == eval from the file
-        assert torch.equal(cached[i][0], direct[i][0])
-    assert ImageDataset(frame, 32, train=False).cache_hits == 0  # another size has no cache
-    assert prepare("folder", tmp_path / "data", 24, workers=0, progress=False).up_to_date
-    make_images(tmp_path / "other", ["x.jpg"], size=(30, 30))
-    os.replace(tmp_path / "other" / "x.jpg", paths[0])  # the source changes
-    assert ImageDataset(frame, 24, train=False).cache_hits == 9
-    assert not prepare("folder", tmp_path / "data", 24, workers=0, progress=False).up_to_date
-    assert ImageDataset(frame, 24, train=False).cache_hits == 10
-    train = ImageDataset(frame, 24, train=True)
-    assert train[0][0].shape == (3, 24, 24)
-
-
-def test_cache_is_found_whatever_the_spelling_of_the_root(tmp_path, make_images, cache_env, monkeypatch):
-    make_images(tmp_path / "data", [f"{c}/{i}.jpg" for c in "ab" for i in range(3)])
-    prepare("folder", tmp_path / "data", 16, workers=0, progress=False)
-    (tmp_path / "sub").mkdir()
-    monkeypatch.chdir(tmp_path / "sub")
-    frame = catalog("folder", "../data")
-    assert frame.attrs["info"]["root"] == str(tmp_path / "data")
-    assert ImageDataset(frame, 16, train=False).cache_hits == 6
-
-
-def test_subset_frames_keep_info_for_the_cache(demo_env):
-    frame = protocol_parts(catalog("demo"))
-    part = frame[frame["part"] == "val"]
-    assert part.attrs["info"]["dataset"] == "demo"
-    assert isinstance(part, pd.DataFrame) and np.all(part["part"] == "val")
 
 
 def test_channels_last_random_resized_crop_matches_torchvision():

@@ -14,10 +14,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from stylecls.cli import main
-from stylecls.data import sources
+from stylecls.data import DOWNLOADABLE, dataset, register
+from stylecls.data.datasets.dtd import CLASSES
 from stylecls.data.download import safe_extract
-from stylecls.data.dtd import CLASSES
+from stylecls.data.sources import HttpArchive, HubParquet
 from stylecls.errors import StyleclsError
+
+
+@pytest.fixture
+def dtd_checksum():
+    """``dtd_checksum(archive)``: the registry's DTD source with that archive's MD5 (restored afterwards)."""
+    official = dataset("dtd")
+
+    def use(archive: bytes) -> HttpArchive:
+        source = official.downloads[0]
+        assert isinstance(source, HttpArchive)
+        register(replace(official, downloads=(replace(source, md5=hashlib.md5(archive).hexdigest()),)))
+        return source
+
+    yield use
+    register(official)
 
 
 def exit_code(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
@@ -113,12 +129,9 @@ def server():
 
 
 @pytest.fixture
-def dtd_source(monkeypatch, dtd_tarball):
+def dtd_source(dtd_checksum, dtd_tarball):
     """The registry's DTD entry with the test archive's checksum (the mirror serves our generated archive)."""
-    official = sources.SOURCES["dtd"][0]
-    md5 = hashlib.md5(dtd_tarball).hexdigest()
-    monkeypatch.setitem(sources.SOURCES, "dtd", (replace(official, md5=md5),))
-    return official
+    return dtd_checksum(dtd_tarball)
 
 
 def test_good_download_checks_ok(server, dtd_source, dtd_tarball, tmp_path, monkeypatch, capsys):
@@ -186,11 +199,10 @@ def test_tar_link_out_and_zip_escape_are_refused(tmp_path):
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_evil_tarball_through_the_cli_leaves_no_dataset(server, monkeypatch, tmp_path, capsys):
+def test_evil_tarball_through_the_cli_leaves_no_dataset(server, monkeypatch, tmp_path, capsys, dtd_checksum):
     evil = _tar({"dtd/images/banded/banded_0001.jpg": _tiny_jpeg(), "../evil.txt": b"evil"})
     server.files["/dtd-r1.0.1.tar.gz"] = evil
-    monkeypatch.setitem(sources.SOURCES, "dtd",
-                        (replace(sources.SOURCES["dtd"][0], md5=hashlib.md5(evil).hexdigest()),))
+    dtd_checksum(evil)
     root = tmp_path / "data"
     assert exit_code(monkeypatch, "data", "download", "-d", "dtd", "--data-root", root, "--mirror", server.url) == 2
     assert "refusing member '../evil.txt'" in capsys.readouterr().err
@@ -208,7 +220,9 @@ def test_dry_run_and_missing_dataset_message(monkeypatch, tmp_path, capsys):
     assert exit_code(monkeypatch, "data", "download", "-d", "pacs", "--source", "nope") == 2
 
 
-def test_every_downloadable_dataset_has_sources():
-    from stylecls.data.records import DOWNLOADABLE
-
-    assert set(sources.SOURCES) == DOWNLOADABLE
+def test_every_downloadable_dataset_has_verified_sources():
+    assert set(DOWNLOADABLE) == {"dtd", "pacs", "office_home", "wikiart"}
+    for d in DOWNLOADABLE.values():
+        for source in d.downloads:  # an archive has a published checksum; a Hub copy a schema to convert it with
+            assert (source.md5 or source.sha256) if isinstance(source, HttpArchive) else d.parquet, d.name
+            assert isinstance(source, (HttpArchive, HubParquet))

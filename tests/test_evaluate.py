@@ -292,9 +292,9 @@ def test_the_prediction_dataset_reads_a_prepared_cache_to_the_same_pixels(tmp_pa
     rows = RunFolder(run).rows()
     paths = rows["path"].tolist()
     (tmp_path / "data" / "photo" / "dots" / "01.png").write_bytes(b"broken")  # now unreadable, and not in the cache
-    source = {"dataset": "folder", "root": str(tmp_path / "data")}
+    source = cache.CacheSource("folder", str(tmp_path / "data"))
     on_the_fly = PredictDataset(paths, Pixels(16))
-    assert on_the_fly.cache_hits == 0
+    assert on_the_fly.cache_hits == 0 and PredictDataset(rows, Pixels(16)).items == paths  # rows: their paths
     cache.prepare("folder", tmp_path / "data", size=16, workers=0, progress=False)
     items = [*paths, Image.open(paths[0])]
     cached = PredictDataset(items, Pixels(16), cache_source=source)

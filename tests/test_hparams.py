@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from stylecls.cli import app
-from stylecls.data import protocol_parts
+from stylecls.data import Listing, protocol_parts
+from stylecls.data.catalog import from_listing
 from stylecls.errors import StyleclsError
 from stylecls.spec import RunSpec
 from stylecls.sweep import GridAxes, expand_grid
@@ -95,18 +95,18 @@ def test_lodo_selection_adds_one_run_per_training_domain() -> None:
 
 
 def test_protocol_with_a_validation_domain_trains_on_the_others() -> None:
-    rows = [(f"{d}/{c}/{i}.png", d, c, "val" if i == 0 else "train") for d in ("a", "b", "c", "d")
-            for c in ("x", "y") for i in range(5)]
-    frame = pd.DataFrame(rows, columns=["path", "domain", "class_name", "split"])
-    frame.attrs["info"] = {"domains": ["a", "b", "c", "d"]}
-    parts = protocol_parts(frame, "lodo", "d", val_domain="b")
-    by = parts.groupby("part")["domain"].agg(lambda d: sorted(set(d)))
+    domains = ("a", "b", "c", "d")
+    rows = [(f"/{d}/{c}/{i}.png", c, d) for d in domains for c in ("x", "y") for i in range(5)]
+    splits = ["val" if r[0].endswith("/0.png") else "train" for r in rows]
+    data = from_listing(Listing(rows, splits, ("x", "y"), domains, None, "seeded"), "test", Path("/"))
+    parts = protocol_parts(data, "lodo", "d", val_domain="b")
+    by = parts.frame.groupby("part")["domain"].agg(lambda d: sorted(set(d)))
     assert set(by.index) == {"train", "val"} and by["val"] == ["b"] and by["train"] == ["a", "c"]
-    assert (parts["part"] == "val").sum() == 10  # every image of b; a's and c's validation rows are left out
-    assert not parts.attrs["info"].get("warnings")  # no test part, on purpose: selection never sees d
-    assert (parts["part"] == "train").sum() == 16 and parts.attrs["info"]["val_domain"] == "b"
+    assert parts.counts["val"] == 10  # every image of b; a's and c's validation rows are left out
+    assert not parts.warnings  # no test part, on purpose: selection never sees d
+    assert parts.counts["train"] == 16 and parts.val_domain == "b" and parts.to_dict()["val_domain"] == "b"
     with pytest.raises(StyleclsError, match="validation domain"):
-        protocol_parts(frame, "lodo", "d", val_domain="d")
+        protocol_parts(data, "lodo", "d", val_domain="d")
 
 
 def test_block_options_apply_to_the_blocks_that_take_them() -> None:
@@ -152,3 +152,13 @@ def test_list_hparams_and_a_dry_run_that_counts_the_lodo_runs(tmp_path: Path) ->
     bad = runner.invoke(app, ["sweep", "--out", str(out), "--block", "none", "--block-option", "pooling=mean",
                               "--dry-run"])
     assert isinstance(bad.exception, StyleclsError) and "takes the block option pooling" in str(bad.exception)
+
+
+def test_a_dry_run_needs_no_out_and_no_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLECLS_DATA", str(tmp_path / "no-data"))
+    monkeypatch.chdir(tmp_path)
+    dry = CliRunner().invoke(app, ["sweep", "--preset", "pacs-lodo", "--hparams", "random", "--trials", "4",
+                                   "--selection", "lodo", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "576 runs (432 for lodo selection); 576 to run" in dry.output and "PACS not found" in dry.output
+    assert not (tmp_path / "sweeps").exists()

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from stylecls.cli import main
-from stylecls.data import catalog, office_home, pacs, wikiart
-from stylecls.data.sources import SCHEMAS
+from stylecls.data import DATASETS, catalog
+from stylecls.data.datasets import office_home, pacs, wikiart
 
 
 def exit_code(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
@@ -27,16 +27,18 @@ def exit_code(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
 
 def test_label_mapping_we_rely_on():
     """The Hub cards' label order (flwrlabs/pacs, flwrlabs/office-home) and the WikiArt fallback (ArtGAN's order)."""
-    assert SCHEMAS["pacs"].class_names == ("dog", "elephant", "giraffe", "guitar", "horse", "house", "person")
-    assert (SCHEMAS["pacs"].image, SCHEMAS["pacs"].domain, SCHEMAS["pacs"].label) == ("image", "domain", "label")
-    oh = SCHEMAS["office_home"].class_names
-    assert len(oh) == 65 and oh[0] == "Alarm_Clock" and oh[44] == "Postit_Notes"
+    p = DATASETS["pacs"]
+    assert p.classes == ("dog", "elephant", "giraffe", "guitar", "horse", "house", "person")
+    assert p.parquet is not None
+    assert (p.parquet.image, p.parquet.domain, p.parquet.label) == ("image", "domain", "label")
+    oh = DATASETS["office_home"].classes
+    assert oh is not None and len(oh) == 65 and oh[0] == "Alarm_Clock" and oh[44] == "Postit_Notes"
     assert oh[58:60] == ("TV", "Table") and oh[64] == "Webcam"
-    assert SCHEMAS["office_home"].domains == ("Art", "Clipart", "Product", "Real World")
-    ws = SCHEMAS["wikiart"]
-    assert (ws.image, ws.label, ws.domain) == ("image", "style", None)
-    assert ws.class_names[:3] == ("Abstract_Expressionism", "Action_painting", "Analytical_Cubism")
-    assert ws.class_names[12] == "Impressionism" and ws.class_names[26] == "Ukiyo_e"
+    assert DATASETS["office_home"].domains == ("Art", "Clipart", "Product", "Real World")
+    w = DATASETS["wikiart"]
+    assert w.parquet is not None and (w.parquet.image, w.parquet.label, w.parquet.domain) == ("image", "style", None)
+    assert w.classes is not None and w.classes[:3] == ("Abstract_Expressionism", "Action_painting", "Analytical_Cubism")
+    assert w.classes[12] == "Impressionism" and w.classes[26] == "Ukiyo_e"
 
 
 def _jpeg(seed: int) -> bytes:
@@ -78,7 +80,8 @@ def pacs_rows(named: bool = True) -> tuple[list[dict], dict[tuple[str, str], int
     return rows, counts
 
 
-def assert_catalogue(frame, counts: dict[tuple[str, str], int], classes) -> None:
+def assert_catalog(data, counts: dict[tuple[str, str], int], classes) -> None:
+    frame = data.frame
     got = frame.groupby(["domain", "class_name"]).size().to_dict()
     assert got == counts
     assert all(frame["label"] == [list(classes).index(c) for c in frame["class_name"]])
@@ -93,14 +96,15 @@ def test_pacs_parquet_import_is_exact_and_idempotent(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert f"{len(rows)} images into" in out and "NOT OK: incomplete" in out
     first = catalog("pacs", root)
-    assert_catalogue(first, counts, pacs.CLASSES)
+    assert_catalog(first, counts, pacs.CLASSES)
     assert (root / "pacs" / "art_painting" / "dog" / "pic_000.jpg").is_file()
     files = sorted(p.relative_to(root) for p in root.rglob("*"))
     assert exit_code(monkeypatch, "data", "import", "-d", "pacs", "--from", tmp_path / "pacs.parquet",
                      "--data-root", root) == 1
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == files
     second = catalog("pacs", root)
-    assert second[["path", "label", "domain", "split"]].equals(first[["path", "label", "domain", "split"]])
+    columns = ["path", "label", "domain", "split"]
+    assert second.frame[columns].equals(first.frame[columns])
 
 
 def test_office_home_shards_with_unnamed_images(tmp_path, monkeypatch):
@@ -119,7 +123,7 @@ def test_office_home_shards_with_unnamed_images(tmp_path, monkeypatch):
     root = tmp_path / "data"
     assert exit_code(monkeypatch, "data", "import", "-d", "office_home", "--from", tmp_path / "shards",
                      "--data-root", root) == 1
-    assert_catalogue(catalog("office_home", root), counts, office_home.CLASSES)
+    assert_catalog(catalog("office_home", root), counts, office_home.CLASSES)
     assert (root / "office_home" / "Real World" / "TV").is_dir()
 
 
@@ -131,7 +135,7 @@ def test_wikiart_uses_the_files_own_label_names(tmp_path, monkeypatch):
     root = tmp_path / "data"
     assert exit_code(monkeypatch, "data", "import", "-d", "wikiart", "--from", tmp_path / "wikiart.parquet",
                      "--data-root", root) == 1
-    frame = catalog("wikiart", root)
+    frame = catalog("wikiart", root).frame
     expected = dict.fromkeys(reversed(wikiart.STYLES[-4:]), 3)  # labels 0..3 = the last four styles, reversed
     assert frame.groupby("class_name").size().to_dict() == expected
     assert (root / "wikiart" / "Ukiyo_e" / "artist_0.jpg").is_file()
@@ -168,15 +172,14 @@ def test_domainbed_zip_import_brings_the_kfold_lists(tmp_path, monkeypatch, make
     root = tmp_path / "data"
     assert exit_code(monkeypatch, "data", "import", "-d", "pacs", "--from", tmp_path / "PACS.zip",
                      "--data-root", root) == 1
-    frame = catalog("pacs", root, splits_dir=root / "pacs" / "splits")
+    frame = catalog("pacs", root, splits_dir=root / "pacs" / "splits").frame
     assert frame["path"].map(lambda p: Path(p).relative_to(root / "pacs").as_posix()).tolist() == sorted(keys)
     assert (root / "pacs" / "splits" / "sketch_train_kfold.txt").is_file()
 
 
-def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, capsys):
+def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, capsys, http_folder):
     """huggingface_hub itself (offline mode, pre-populated cache) feeds the converter; k-fold lists from a mirror."""
     import huggingface_hub.constants as hf
-    from test_download import _Server  # tests/ is on sys.path (pytest rootdir conftest)
 
     rows, counts = pacs_rows()
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -187,25 +190,19 @@ def test_hub_download_offline_from_a_populated_cache(tmp_path, monkeypatch, caps
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
-    server = _Server()
-    try:
-        for d in pacs.DOMAINS:  # lists naming every generated image, 1-based labels
-            lines = [f"{d}/{c}/pic_{k:03d}.jpg {j + 1}" for j, c in enumerate(pacs.CLASSES)
-                     for k in range(counts[(d, c)])]
-            for part in ("train", "crossval", "test"):
-                chosen = lines if part == "test" else lines[:: 2] if part == "train" else lines[1::2]
-                server.files[f"/{d}_{part}_kfold.txt"] = ("\n".join(chosen) + "\n").encode()
-        root = tmp_path / "data"
-        assert exit_code(monkeypatch, "data", "download", "-d", "pacs", "--data-root", root,
-                         "--mirror", server.url) == 1
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+    www, url = http_folder
+    for d in pacs.DOMAINS:  # lists naming every generated image, 1-based labels
+        lines = [f"{d}/{c}/pic_{k:03d}.jpg {j + 1}" for j, c in enumerate(pacs.CLASSES) for k in range(counts[(d, c)])]
+        for part in ("train", "crossval", "test"):
+            chosen = lines if part == "test" else lines[:: 2] if part == "train" else lines[1::2]
+            (www / f"{d}_{part}_kfold.txt").write_text("\n".join(chosen) + "\n")
+    root = tmp_path / "data"
+    assert exit_code(monkeypatch, "data", "download", "-d", "pacs", "--data-root", root, "--mirror", url) == 1
     out = capsys.readouterr().out
     assert "official split lists name" in out and "(split: official)" in out
-    frame = catalog("pacs", root)
-    assert_catalogue(frame, counts, pacs.CLASSES)
-    assert frame.attrs["info"]["split_source"] == "official"
+    data = catalog("pacs", root)
+    assert_catalog(data, counts, pacs.CLASSES)
+    assert data.info.split_source == "official"
     record = json.loads((root / "pacs" / "stylecls-source.json").read_text())
     assert record["repo_id"] == "flwrlabs/pacs" and len(record["split_files"]) == 12
 
@@ -218,4 +215,4 @@ def test_dassl_office_home_folders_with_train_val(tmp_path, monkeypatch, make_im
     assert exit_code(monkeypatch, "data", "import", "-d", "office_home", "--from", tmp_path / "src",
                      "--data-root", root) == 1
     counts = {(d, c): 4 for d in ("Art", "Real World") for c in ("Alarm_Clock", "TV")}
-    assert_catalogue(catalog("office_home", root), counts, office_home.CLASSES)
+    assert_catalog(catalog("office_home", root), counts, office_home.CLASSES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import cast
@@ -12,7 +13,7 @@ import torch
 import torchvision
 from typer.testing import CliRunner
 
-from stylecls.cli import app
+from stylecls.cli import app, main
 from stylecls.errors import StyleclsError
 from stylecls.models import ARCHS, LoadReport, build_model, count_parameters
 from stylecls.models.overhead import count_gflops, measure_overhead, side_by_side
@@ -87,10 +88,35 @@ def test_pretrained_weights_that_do_not_fit_are_a_clear_error(tmp_path) -> None:
         build_model("resnet50", "srm", pretrained=path)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(StyleclsError, match="cannot read weights"):
+    with pytest.raises(StyleclsError, match=f"{garbage} is not a PyTorch weights file"):
         build_model("resnet18", pretrained=garbage)
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(path.read_bytes()[:5000])  # a zip archive cut short
+    with pytest.raises(StyleclsError, match=f"{damaged} is damaged or not a PyTorch weights file"):
+        build_model("resnet18", pretrained=damaged)
+    pickled = tmp_path / "model.pth"
+    torch.save(torch.nn.Linear(2, 2), pickled)  # a whole module, not a state dict
+    with pytest.raises(StyleclsError, match="Python objects besides tensors") as info:
+        build_model("resnet18", pretrained=pickled)
+    assert "weights_only=False" not in str(info.value)  # never that advice
     with pytest.raises(StyleclsError, match="not found"):
         build_model("resnet18", pretrained=tmp_path / "missing.pth")
+    with pytest.raises(StyleclsError, match="is a folder"):
+        build_model("resnet18", pretrained=tmp_path)
+
+
+def test_pretrained_text_file_is_one_line_and_exit_2(tmp_path, demo_env, monkeypatch, capsys) -> None:
+    """issue 20: ``--pretrained notes.txt`` used to end in 'KeyError: 105'."""
+    text = tmp_path / "notes.txt"
+    text.write_text("these are not weights\n")
+    args = ["train", "--pretrained", text, "--arch", "cifar_resnet20", "--img-size", "32", "--out", tmp_path / "runs"]
+    monkeypatch.setattr(sys, "argv", ["stylecls", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert "is not a PyTorch weights file" in err and "notes.txt" in err
+    assert "Traceback" not in err and "KeyError" not in err
 
 
 def test_unknown_arch_lists_the_valid_names() -> None:
@@ -102,7 +128,7 @@ def test_unknown_arch_lists_the_valid_names() -> None:
 
 @pytest.mark.parametrize("arch", [a for a in ARCHS if a.startswith("cifar_")])
 def test_cifar_resnets_have_6n_plus_2_layers(arch: str) -> None:
-    depth = int(arch.removeprefix("cifar_resnet"))
+    depth = int(arch.removeprefix("cifar_resnet").removesuffix("_ibn_a"))
     model = build_model(arch, "srm", num_classes=10)
     convs = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and "downsample" not in n]
     assert len(convs) + 1 == depth  # + the classifier
@@ -166,7 +192,9 @@ def test_models_command_completes_names_from_the_registries() -> None:
     params = {p.name: p for p in command.params}
     ctx = command.make_context("models", [], resilient_parsing=True)
     assert [c.value for c in params["block"].shell_complete(ctx, "s")] == ["se", "srm"]
-    assert [c.value for c in params["arch"].shell_complete(ctx, "resnet1")] == ["resnet101", "resnet152", "resnet18"]
+    assert [c.value for c in params["arch"].shell_complete(ctx, "resnet1")] == [
+        "resnet101", "resnet101_ibn_a", "resnet152", "resnet18", "resnet18_ibn_a"
+    ]
 
 
 def _gpu_check() -> ModuleType:

@@ -17,7 +17,8 @@ def _names_epilog() -> str:
     from stylecls.names import NAMES
 
     label = {"stylecls.data:DATASETS": "datasets", "stylecls.models:ARCHS": "backbones (--arch)",
-             "stylecls.blocks:BLOCKS": "blocks", "stylecls.data:PROTOCOLS": "protocols"}  # fmt: skip
+             "stylecls.blocks:BLOCKS": "blocks", "stylecls.data:PROTOCOLS": "protocols",
+             "stylecls.models:FEATURE_AUGS": "feature augmentations (--feature-aug)"}  # fmt: skip
     return "\n\n".join(f"{label[r]}: {', '.join(names)}" for r, names in NAMES.items())
 
 
@@ -113,12 +114,15 @@ def registry_option(default: Any, *param_decls: str, registry: str, help: str, *
     """A typer option whose values must be names in ``registry`` (``"module:ATTRIBUTE"``).
 
     ``block: str = registry_option("srm", "--block", registry="stylecls.blocks:BLOCKS", help="...")``;
-    the help lists the names from :data:`stylecls.names.NAMES` (no torch import); ``details`` go to typer.
+    the help lists the names from :data:`stylecls.names.NAMES` (no torch import) where it has them; ``details``
+    go to typer.
     """
     from stylecls.names import NAMES
 
     choice = RegistryChoice(registry)
+    names = NAMES.get(registry)  # a view of a registry (datasets that download) is listed by a wrong name
+    listed = f"One of: {', '.join(names)}." if names else "A wrong name lists the valid ones."
     return typer.Option(
         default, *param_decls, parser=choice, autocompletion=choice.complete, metavar="NAME",
-        help=f"{help} One of: {', '.join(NAMES[registry])}.", **details,
+        help=f"{help} {listed}", **details,
     )

@@ -7,8 +7,12 @@ from typing import Optional
 
 import typer
 
-from stylecls.cli.app import DataRootOpt, console, data_app, data_options, err_console
+from stylecls.cli.app import DataRootOpt, console, data_app, data_options, err_console, registry_option
 from stylecls.errors import StyleclsError
+
+#: ``--dataset`` of the data commands: a name from the dataset registry (``stylecls data list`` shows them all).
+DatasetOpt = registry_option(..., "--dataset", "-d", registry="stylecls.data:DATASETS",
+                             help="Dataset (`stylecls data list` shows each).")
 
 
 @data_app.command("list")
@@ -19,7 +23,7 @@ def data_list(data_root: Optional[Path] = DataRootOpt) -> None:
     from stylecls.data import list_datasets
 
     table = Table(title="stylecls datasets", title_justify="left")
-    for col in ("dataset", "where", "status", "images", "expected", "classes", "domains"):
+    for col in ("dataset", "where", "status", "images", "expected", "classes", "domains", "about"):
         table.add_column(col, justify="right" if col in ("images", "expected", "domains") else "left")
     rows = list_datasets(data_root)
     colour = {"complete": "green", "incomplete": "yellow", "missing": "red"}
@@ -27,7 +31,7 @@ def data_list(data_root: Optional[Path] = DataRootOpt) -> None:
         status = f"[{colour[r['status']]}]{r['status']}[/]" if r["status"] in colour else r["status"]
         counts = (f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]) for k in ("images", "expected", "classes",
                                                                                    "domains"))
-        table.add_row(r["dataset"], r["where"], status, *counts)
+        table.add_row(r["dataset"], r["where"], status, *counts, r["help"])
     console.print(table)
     for r in rows:
         if r["status"] == "missing":
@@ -36,7 +40,7 @@ def data_list(data_root: Optional[Path] = DataRootOpt) -> None:
 
 @data_app.command("check")
 def data_check(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="demo, dtd, pacs, office_home, wikiart or folder."),
+    dataset: str = DatasetOpt,
     data_root: Optional[Path] = DataRootOpt,
     deep: bool = typer.Option(False, "--deep", help="Decode every image and list the ones that fail."),
     split: Optional[int] = typer.Option(None, "--split", help="DTD official split 1..10."),
@@ -55,7 +59,7 @@ def data_check(
 
 @data_app.command("prepare")
 def data_prepare(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="demo, dtd, pacs, office_home, wikiart or folder."),
+    dataset: str = DatasetOpt,
     size: int = typer.Option(..., "--size", "-s", help="The --img-size of the runs this cache serves."),
     pre_resize: Optional[str] = typer.Option(
         None, "--pre-resize",

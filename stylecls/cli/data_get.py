@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from stylecls.cli.app import DataRootOpt, console, data_app
+from stylecls.cli.app import DataRootOpt, console, data_app, registry_option
 
 
 def _verdict(dataset: str, data_root: Optional[Path]) -> None:
@@ -36,7 +36,8 @@ def _root(data_root: Optional[Path]) -> Path:
 
 @data_app.command("download")
 def data_download(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dtd, pacs, office_home or wikiart."),
+    dataset: str = registry_option(..., "--dataset", "-d", registry="stylecls.data:DOWNLOADABLE",
+                                   help="A dataset with download sources (`stylecls data list` says which)."),
     data_root: Optional[Path] = DataRootOpt,
     source: Optional[str] = typer.Option(None, "--source", help="Use only this source (see --dry-run for the list)."),
     mirror: Optional[str] = typer.Option(
@@ -69,7 +70,8 @@ def data_download(
 
 @data_app.command("import")
 def data_import(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="pacs, office_home or wikiart."),
+    dataset: str = registry_option(..., "--dataset", "-d", registry="stylecls.data:IMPORTABLE",
+                                   help="A dataset with a parquet import format."),
     source: Path = typer.Option(
         ..., "--from", help="A parquet file or folder of shards, a zip/tar archive, or a folder "
         "(official, DomainBed or Dassl layout)."),

@@ -73,7 +73,10 @@ def _plan(values: dict[str, Any], out: Path, launcher: dict[str, Any]) -> Any:
 @opt.run_options("sweep")
 def sweep_cmd(
     ctx: typer.Context,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The sweep's folder (its runs, sweep.json, logs)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="The sweep's folder (its runs, sweep.json, logs); a --dry-run without it: "
+        "sweeps/<preset or dataset>."
+    ),
     preset: Optional[str] = typer.Option(None, "--preset", help="A named grid; see --list-presets."),
     list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and exit."),
     hparams: str = typer.Option(
@@ -117,6 +120,9 @@ def sweep_cmd(
     if list_hparams:
         _list_hparams(values["dataset"], values["block"])
         return
+    if out is None and dry_run:
+        out = Path("sweeps") / (preset or values["dataset"])  # a dry run writes nothing; shown as if there
+        console.print(f"no --out: the runs as they would be under {out}", highlight=False)
     if out is None:
         raise StyleclsError("--out is required: the folder that holds the sweep's runs")
     if jobs < 1:

@@ -37,9 +37,11 @@ import torch
 import torchvision
 from torch.utils.data import DataLoader, Dataset
 
+from stylecls.data.catalog import Catalog, catalog, dataset_dir
 from stylecls.data.decode import DECODE_ERRORS, decode_pixels, reason
 from stylecls.data.paths import cache_root
 from stylecls.data.pixels import DEFAULT_PRE_RESIZE, Pixels
+from stylecls.data.registry import DATASETS
 from stylecls.errors import StyleclsError
 
 VERSION = 3
@@ -119,20 +121,40 @@ def _other_caches(folder: Path, prefix: str) -> list[dict[str, Any]]:
     return [m for m in map(_read_meta, others) if m]
 
 
-def lookup(info: dict[str, Any] | None, pixels: Pixels, paths: list[str]) -> CacheLookup:
+@dataclass(frozen=True)
+class CacheSource:
+    """Which copy of which dataset a prepared cache memoises: the dataset and its folder (not the data root)."""
+
+    dataset: str
+    folder: str
+
+    @classmethod
+    def of(cls, dataset: str, data_root: str | Path | None) -> CacheSource | None:
+        """The source of ``dataset`` under ``data_root`` as a run recorded it (None: not a registered dataset)."""
+        if dataset not in DATASETS:
+            return None
+        return cls(dataset, str(dataset_dir(dataset, data_root)))
+
+    @classmethod
+    def of_catalog(cls, data: Catalog) -> CacheSource:
+        """The source of a catalog's rows (and of any subset of them)."""
+        return cls(data.info.dataset, str(data.info.folder))
+
+
+def lookup(source: CacheSource | None, pixels: Pixels, paths: list[str]) -> CacheLookup:
     """Which of ``paths`` an up-to-date prepared cache of exactly this pipeline holds."""
-    if not info or "dataset" not in info or "root" not in info:
+    if source is None:
         return CacheLookup()
-    folder = prepared_dir(info["dataset"], info["root"], pixels)
-    prepare_cmd = (f"`stylecls data prepare --dataset {info['dataset']} --size {pixels.img_size} "
+    folder = prepared_dir(source.dataset, source.folder, pixels)
+    prepare_cmd = (f"`stylecls data prepare --dataset {source.dataset} --size {pixels.img_size} "
                    f"--pre-resize {pixels.pre_resize}` prepares it")
     meta = _read_meta(folder)
     if not meta:
-        others = _other_caches(folder, _copy_prefix(info["dataset"], info["root"]))
+        others = _other_caches(folder, _copy_prefix(source.dataset, source.folder))
         if not others:
             return CacheLookup()
         held = "; ".join(str(m.get("stored", "?")) for m in others)
-        return CacheLookup(note=f"the prepared cache of {info['dataset']} holds other pixels ({held}), not "
+        return CacheLookup(note=f"the prepared cache of {source.dataset} holds other pixels ({held}), not "
                                 f"{pixels.stored()}: decoding on the fly; {prepare_cmd}")
     if not _usable(meta, pixels):
         return CacheLookup(note=f"the prepared cache {folder.name} was written by another version of stylecls or "
@@ -276,16 +298,16 @@ def _write_pixels(
 
 
 def write_cache(
-    frame: pd.DataFrame, pixels: Pixels, *, workers: int = 2, progress: bool = True, force: bool = False
+    data: Catalog, pixels: Pixels, *, workers: int = 2, progress: bool = True, force: bool = False
 ) -> Prepared:
-    """Memoise :func:`decode_pixels` for every image of a catalogue (skipped when up to date)."""
+    """Memoise :func:`decode_pixels` for every image of a catalog (skipped when up to date)."""
     if workers < 0:
         raise StyleclsError(f"--workers must be 0 (decode in this process) or more, not {workers}")
-    info = frame.attrs["info"]
+    dataset, source = data.info.dataset, str(data.info.folder)
     start = time.perf_counter()
     cache_root(create=True)  # a clear error for an unusable $STYLECLS_CACHE before any work
-    folder = prepared_dir(info["dataset"], info["root"], pixels)
-    paths = sorted(set(frame["path"].astype(str)))
+    folder = prepared_dir(dataset, source, pixels)
+    paths = sorted(set(data.frame["path"].astype(str)))
     stats = stat_sources(paths)
     digest = fingerprint(stats)
     with _claim(folder) as cleaned:
@@ -296,7 +318,7 @@ def write_cache(
         try:
             tmp.mkdir()
             with _sigterm_raises():
-                label = f"preparing {info['dataset']} at {pixels.stored()}"
+                label = f"preparing {dataset} at {pixels.stored()}"
                 offsets, shapes, bad = _write_pixels(paths, pixels, tmp / PIXELS_FILE, workers, progress, label)
                 stats["offset"], stats["height"], stats["width"] = offsets, shapes[:, 0], shapes[:, 1]
                 stats.to_csv(tmp / "index.csv", index=False)
@@ -306,8 +328,8 @@ def write_cache(
                     "stored": pixels.stored(),
                     "pixels": pixels.to_dict(),
                     "decoders": decoders(),
-                    "dataset": info["dataset"],
-                    "root": info["root"],
+                    "dataset": dataset,
+                    "root": source,
                     "images": int((offsets >= 0).sum()),
                     "fingerprint": digest,
                     "bad": bad,
@@ -334,7 +356,5 @@ def prepare(
     **options: Any,
 ) -> Prepared:
     """Prepare the cache that runs of dataset ``name`` at ``--img-size size --pre-resize pre_resize`` read."""
-    from stylecls.data.catalog import catalog
-
     pixels = Pixels(size, pre_resize)
     return write_cache(catalog(name, root, **options), pixels, workers=workers, progress=progress, force=force)

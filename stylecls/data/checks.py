@@ -9,10 +9,9 @@ from typing import Any
 import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 
-from stylecls.data import demo
-from stylecls.data.catalog import DATASETS, card, catalog, dataset_dir
+from stylecls.data.catalog import CatalogInfo, catalog, dataset_dir
 from stylecls.data.decode import decode, reason
-from stylecls.data.records import DOWNLOADABLE
+from stylecls.data.registry import DATASETS
 from stylecls.errors import StyleclsError
 
 
@@ -28,12 +27,12 @@ class CheckReport:
     """The outcome of :func:`check`: ``ok`` only for a complete, readable copy."""
 
     dataset: str
-    root: str
+    folder: str  # the dataset's folder that was checked
     ok: bool
+    info: CatalogInfo
     lines: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
 
     def render(self, console: Any) -> None:
         """Print the report with rich (tables, then findings, then the verdict)."""
@@ -52,13 +51,13 @@ class CheckReport:
             verdict = "[green]OK: complete and readable[/]"
         else:
             why = []
-            if not self.info.get("complete", True):
-                found, expected = self.info["found"]["images"], (self.info.get("expected") or {}).get("images")
-                why.append(f"incomplete ({found:,} of {expected:,} images)" if expected else "incomplete")
+            if not self.info.complete:
+                found, expected = self.info.found.images, self.info.expected
+                why.append(f"incomplete ({found:,} of {expected.images:,} images)" if expected else "incomplete")
             if self.bad:
                 why.append(f"{len(self.bad)} undecodable files")
             verdict = f"[red]NOT OK: {', '.join(why)}[/]"
-        console.print(f"{self.dataset} at {self.root}: {verdict}", highlight=False, soft_wrap=True)
+        console.print(f"{self.dataset} at {self.folder}: {verdict}", highlight=False, soft_wrap=True)
 
 
 class _Decodes(Dataset):
@@ -104,43 +103,41 @@ def check(
     **options: Any,
 ) -> CheckReport:
     """Compare a copy with the counts of a complete one; with ``deep``, decode every image."""
-    frame = catalog(name, root, **options)
-    info = frame.attrs["info"]
-    expected = info["expected"] or {}
-    # only the splits the catalogue has: multi-domain sets get their test part from the protocol
+    data = catalog(name, root, **options)
+    frame, info = data.frame, data.info
+    expected = info.expected
+    domains = list(info.domains)
+    # only the splits the catalog has: multi-domain sets get their test part from the protocol
     parts = [p for p in ("train", "val", "test") if (frame["split"] == p).any()] or ["train", "val", "test"]
-    by_split = pd.crosstab(frame["domain"], frame["split"]).reindex(
-        index=info["domains"], columns=parts, fill_value=0
-    )
+    by_split = pd.crosstab(frame["domain"], frame["split"]).reindex(index=domains, columns=parts, fill_value=0)
     rows = [
-        [d, info["found"]["domains"].get(d, 0), expected.get("domains", {}).get(d, "-"), *map(int, by_split.loc[d])]
-        for d in info["domains"]
+        [d, info.found.domains.get(d, 0), expected.domains.get(d, "-") if expected else "-", *map(int, by_split.loc[d])]
+        for d in domains
     ]
-    rows.append(["total", info["found"]["images"], expected.get("images", "-"), *map(int, by_split.sum())])
+    rows.append(["total", info.found.images, expected.images if expected else "-", *map(int, by_split.sum())])
     tables = [
-        Table(f"{name}: images per domain (split: {info['split_source']})",
-              ["domain", "found", "expected", *parts], rows)
+        Table(f"{name}: images per domain (split: {info.split_source})", ["domain", "found", "expected", *parts], rows)
     ]
     by_class = pd.crosstab(frame["class_name"], frame["domain"]).reindex(
-        index=info["classes"], columns=info["domains"], fill_value=0
+        index=list(info.classes), columns=domains, fill_value=0
     )
     tables.append(
         Table(
-            f"{name}: images per class ({info['found']['classes']} of {len(info['classes'])} classes present)",
-            ["class", *info["domains"], "total"],
+            f"{name}: images per class ({info.found.classes} of {len(info.classes)} classes present)",
+            ["class", *domains, "total"],
             [[c, *map(int, counts), int(counts.sum())] for c, counts in by_class.iterrows()],
         )
     )
     lines = []
-    if info["expected"] is None:
+    if expected is None:
         lines.append("no reference counts for a plain folder: checked for readable images only")
-    if info["missing_domains"]:
-        lines.append(f"[red]missing domains:[/] {', '.join(info['missing_domains'])}")
-    if info["missing_classes"]:
-        lines.append(f"[red]missing classes ({len(info['missing_classes'])}):[/] {', '.join(info['missing_classes'])}")
-    if len(info["domains"]) > 1 and not (frame["split"] == "test").any():
+    if info.missing_domains:
+        lines.append(f"[red]missing domains:[/] {', '.join(info.missing_domains)}")
+    if info.missing_classes:
+        lines.append(f"[red]missing classes ({len(info.missing_classes)}):[/] {', '.join(info.missing_classes)}")
+    if len(domains) > 1 and not (frame["split"] == "test").any():
         lines.append("test images come from the protocol: the held-out domain (lodo) or the val rows (multi-domain)")
-    lines.extend(f"[yellow]warning:[/] {w}" for w in info["warnings"])
+    lines.extend(f"[yellow]warning:[/] {w}" for w in info.warnings)
     bad: list[str] = []
     if deep:
         bad = find_undecodable(sorted(set(frame["path"])), workers=workers, progress=progress)
@@ -151,39 +148,44 @@ def check(
             lines.append(f"all {frame['path'].nunique():,} images decode")
     else:
         lines.append("(not decoded: add --deep to decode every image)")
-    ok = bool(info["complete"]) and not bad
-    return CheckReport(name, info["root"], ok, lines, tables, bad, info)
+    ok = info.complete and not bad
+    return CheckReport(name, str(info.folder), ok, info, lines, tables, bad)
 
 
 def list_datasets(root: str | Path | None = None) -> list[dict[str, Any]]:
-    """One row per dataset: where it is looked for, whether it is there, found vs expected images."""
+    """One row per dataset: where it is looked for, whether it is there, found vs expected images.
+
+    Datasets at a place of their own come first (by name), then those whose place is the data root
+    itself (``folder``: any folder you name).
+    """
     out = []
-    for name in DATASETS:
-        c = card(name)
-        where = dataset_dir(name, root)
-        row: dict[str, Any] = {"dataset": name, "where": str(where), "status": "missing", "images": "-",
-                               "expected": "-", "classes": "-", "domains": "-", "source": c.source}
-        if name in DOWNLOADABLE:  # `data list` prints "get it from <source>" for a missing dataset
-            row["source"] = f"`stylecls data download --dataset {name}` (or {c.source})"
-        if name == "folder":
+    anywhere = {n for n, d in DATASETS.items() if d.folder is None and d.home is None}
+    for name in sorted(DATASETS, key=lambda n: (n in anywhere, n)):
+        d = DATASETS[name]
+        row: dict[str, Any] = {"dataset": name, "where": "", "status": "missing", "images": "-",
+                               "expected": "-", "classes": "-", "domains": "-", "source": d.source, "help": d.help}
+        if d.downloadable:  # `data list` prints "get it from <source>" for a missing dataset
+            row["source"] = f"`stylecls data download --dataset {name}` (or {d.source})"
+        if name in anywhere:
             row.update(where="--data-root <folder>", status="any folder of class folders")
-        elif name == "demo" and not demo.is_generated(where):
+            out.append(row)
+            continue
+        where = dataset_dir(name, root)
+        row["where"] = str(where)
+        if d.generated is not None and not d.generated(where):
             row.update(status="generated on first use")
         else:
             try:
-                info = catalog(name, root).attrs["info"]
+                info = catalog(name, root).info
             except StyleclsError:
                 out.append(row)
                 continue
-            exp = info["expected"] or {}
             row.update(
-                status="complete" if info["complete"] else "incomplete",
-                images=info["found"]["images"],
-                expected=exp.get("images", "-"),
-                classes=f"{info['found']['classes']}/{len(info['classes'])}",
-                domains=len(info["domains"]),
+                status="complete" if info.complete else "incomplete",
+                images=info.found.images,
+                expected=info.expected.images if info.expected else "-",
+                classes=f"{info.found.classes}/{len(info.classes)}",
+                domains=len(info.domains),
             )
         out.append(row)
     return out
-
-

@@ -12,6 +12,7 @@ through ``huggingface_hub`` (see :mod:`stylecls.data.sources`). The rules:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
@@ -98,7 +99,13 @@ def fetch(url: str, dest: Path, *, md5: str | None = None, sha256: str | None = 
                 for block in iter(lambda: response.read(CHUNK), b""):
                     out.write(block)
                     bar.advance(task, len(block))
-            except (OSError, http.client.HTTPException) as e:
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    raise StyleclsError(f"no space left on the device for {dest} after {out.tell():,} bytes: free "
+                                        "some space and run the same command again to resume") from None
+                raise StyleclsError(f"download of {url} interrupted after {out.tell():,} bytes ({e}); "
+                                    "run the same command again to resume") from None
+            except http.client.HTTPException as e:
                 raise StyleclsError(f"download of {url} interrupted after {out.tell():,} bytes ({e}); "
                                     "run the same command again to resume") from None
         if total is not None and part.stat().st_size < total:
@@ -161,6 +168,26 @@ def safe_extract(archive: Path, target: Path) -> None:
             tf.extractall(target, filter="data")
         except tarfile.FilterError as e:
             raise StyleclsError(f"{archive.name}: refusing to extract ({e})") from None
+
+
+def writable_root(root: Path) -> Path:
+    """The data root a download or import writes into: a folder (made if absent), else one clear error."""
+    from stylecls.data.paths import writable_folder
+
+    return writable_folder(root, f"the data root {root}", ": point --data-root / $STYLECLS_DATA at a folder")
+
+
+@contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Turn a failed write (a full disk above all) into one clear error; the caller's staging folder goes."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise StyleclsError(f"no space left on the device while {what}: nothing was installed; free some "
+                                "space (or choose another --data-root) and run the command again") from None
+        raise StyleclsError(f"{what} failed: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}; "
+                            "nothing was installed") from None
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Turn copies a user already has (or the Hub sent) into the documented on-disk layouts.
 
-Inputs: a parquet file or folder of shards in a Hub copy's schema (:data:`~stylecls.data.sources.SCHEMAS`),
+Inputs: a parquet file or folder of shards in the dataset's parquet schema (its ``DatasetDef.parquet``),
 a zip/tar archive, or a folder in the official, DomainBed or Dassl layout (a folder whose sub-folders are
 the dataset's domains, with class folders inside, possibly under ``train``/``val``). Everything is written
 into a hidden staging folder first and then moved into ``<root>/<folder>``, so importing twice gives the
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stylecls.data import wikiart
-from stylecls.data.download import install_tree, safe_extract, staging
-from stylecls.data.sources import SCHEMAS, ParquetSchema
-from stylecls.errors import StyleclsError, unknown_name
+from stylecls.data.download import install_tree, safe_extract, staging, writable_root, writing
+from stylecls.data.registry import IMPORTABLE, DatasetDef
+from stylecls.data.scan import is_image
+from stylecls.data.sources import ParquetSchema
+from stylecls.errors import StyleclsError
 
-FOLDERS = {"pacs": "pacs", "office_home": "office_home", "wikiart": "wikiart"}
 PROVENANCE = "stylecls-source.json"
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -49,8 +49,11 @@ def _canonical(names: tuple[str, ...] | list[str]) -> dict[str, str]:
     return {_norm(n): n for n in names}
 
 
-def _classes_of(dataset: str) -> tuple[str, ...]:
-    return SCHEMAS[dataset].class_names
+def _importable(dataset: str) -> tuple[DatasetDef, ParquetSchema, tuple[str, ...], tuple[str, ...]]:
+    """The definition, parquet schema, classes and domains of an importable dataset (else a clear error)."""
+    d = IMPORTABLE.get_def(dataset, "dataset to import")
+    assert d.parquet is not None and d.classes is not None and d.domains is not None  # DatasetDef.validate
+    return d, d.parquet, d.classes, d.domains
 
 
 def _progress(enabled: bool) -> Any:
@@ -95,9 +98,9 @@ def convert_parquet(dataset: str, files: list[Path], staged: Path, result: Impor
     """Write every row of ``files`` as ``staged/<domain>/<class>/<name>`` (wikiart: ``staged/<style>/<name>``)."""
     import pyarrow.parquet as pq
 
-    schema: ParquetSchema = SCHEMAS[dataset]
-    domains = _canonical(schema.domains)
-    canonical = _canonical(schema.class_names)
+    _, schema, class_names, domain_names = _importable(dataset)
+    domains = _canonical(domain_names)
+    canonical = _canonical(class_names)
     opened = []
     for path in files:
         try:
@@ -110,8 +113,9 @@ def convert_parquet(dataset: str, files: list[Path], staged: Path, result: Impor
         if missing:
             raise StyleclsError(
                 f"{path.name} has no column {', '.join(map(repr, missing))} (it has {', '.join(present)}); a "
-                f"{dataset} copy needs {', '.join(needed)} (column names: stylecls.data.sources.SCHEMAS)")
-        raw_names = class_names_from_metadata(pf.schema_arrow, schema.label) or list(schema.class_names)
+                f"{dataset} copy needs {', '.join(needed)} (column names: the parquet schema in the {dataset} "
+                "module of stylecls.data.datasets)")
+        raw_names = class_names_from_metadata(pf.schema_arrow, schema.label) or list(class_names)
         names = [canonical.get(_norm(n), "") for n in raw_names]  # "Action_Painting" -> "Action_painting"
         unknown = [n for n, c in zip(raw_names, names, strict=True) if not c]
         if unknown:
@@ -134,7 +138,7 @@ def convert_parquet(dataset: str, files: list[Path], staged: Path, result: Impor
                         domain = domains.get(_norm(raw))
                         if domain is None:
                             raise StyleclsError(f"{path.name} row {index}: unknown {dataset} domain {raw!r}; "
-                                                f"expected one of {', '.join(schema.domains)}")
+                                                f"expected one of {', '.join(domain_names)}")
                         folder = staged / domain / cls
                     else:
                         domain, folder = dataset, staged / cls
@@ -171,11 +175,10 @@ def _find_domain_root(src: Path, wanted: dict[str, str], depth: int = 4) -> Path
 
 def copy_folder_layout(dataset: str, src: Path, staged: Path, result: Imported, progress: bool) -> None:
     """Copy a ``<domain>/<class>/*`` tree (official, DomainBed, Dassl with ``train``/``val``) into ``staged``."""
-    from stylecls.data.records import is_image
-
-    classes = _canonical(_classes_of(dataset))
-    single = SCHEMAS[dataset].domain is None
-    wanted = classes if single else _canonical(SCHEMAS[dataset].domains)
+    _, schema, class_names, domain_names = _importable(dataset)
+    classes = _canonical(class_names)
+    single = schema.domain is None
+    wanted = classes if single else _canonical(domain_names)
     top = _find_domain_root(src, wanted)
     if top is None:
         what = "style" if single else "domain"
@@ -205,18 +208,16 @@ def copy_folder_layout(dataset: str, src: Path, staged: Path, result: Imported, 
 
 
 def _copy_split_files(dataset: str, src: Path, staged: Path, result: Imported) -> None:
-    """Bring the official split lists along when the input has them (PACS k-fold lists, ArtGAN files)."""
-    if dataset == "pacs":
-        for f in sorted(src.rglob("*_kfold.txt")):
-            if f.name.split("_")[0] in {"art", "cartoon", "photo", "sketch"}:
-                (staged / "splits").mkdir(exist_ok=True)
-                shutil.copyfile(f, staged / "splits" / f.name)
-                result.split_files.append(f"splits/{f.name}")
-    elif dataset == "wikiart":
-        names = {n for files in wikiart.FILES.values() for n in files}
-        for f in sorted(p for p in src.rglob("*") if p.name in names and p.is_file()):
-            shutil.copyfile(f, staged / f.name)
-            result.split_files.append(f.name)
+    """Bring the official split lists along when the input has them (files named like the dataset's lists)."""
+    lists = _importable(dataset)[0].split_files
+    if lists is None:
+        return
+    places = {Path(local).name: local for _, local in lists.files}
+    for f in sorted(p for p in src.rglob("*") if p.name in places and p.is_file()):
+        target = staged / places[f.name]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+        result.split_files.append(places[f.name])
 
 
 # --- entry point -----------------------------------------------------------------------------------------
@@ -249,14 +250,17 @@ def convert_into(dataset: str, src: Path, staged: Path, result: Imported, progre
 def import_copy(dataset: str, src: str | Path, root: Path, *, progress: bool = True,
                 provenance: dict[str, Any] | None = None) -> Imported:
     """Convert ``src`` into ``root/<folder>``; see the module docstring for what ``src`` may be."""
-    if dataset not in FOLDERS:
-        raise unknown_name("dataset to import", dataset, FOLDERS)
+    d = _importable(dataset)[0]
     src = Path(src).expanduser()
     if not src.exists():
         raise StyleclsError(f"{src} does not exist")
-    final = root / FOLDERS[dataset]
+    final = root / str(d.folder)
+    if src.resolve() == final.resolve() or final.resolve() in src.resolve().parents:
+        raise StyleclsError(f"--from {src} is the {dataset} folder it would be imported into ({final}); "
+                            "import from the copy you downloaded, or run `stylecls data check` on this one")
+    writable_root(root)
     result = Imported(dataset, final)
-    with staging(root, dataset) as tmp:
+    with writing(f"importing {dataset} into {final}"), staging(root, dataset) as tmp:
         staged = tmp / "tree"
         staged.mkdir()
         convert_into(dataset, src.resolve(), staged, result, progress)
@@ -265,4 +269,3 @@ def import_copy(dataset: str, src: str | Path, root: Path, *, progress: bool = T
         (staged / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
         install_tree(staged, final)
     return result
-

@@ -1,4 +1,4 @@
-"""Images from a catalogue to uint8 batches: the pixel pipeline, the prepared cache, determinism, bad files."""
+"""Images from a catalog to uint8 batches: the pixel pipeline, the prepared cache, determinism, bad files."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ def _sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class ImageDataset(Dataset):
-    """Rows of a catalogue as ``(uint8 [3, S, S], label, row position)``.
+    """Rows of a catalog as ``(uint8 [3, S, S], label, row position)``.
 
     Every image is ``decode_pixels(path, pixels)`` (decode + pre-resize, see :mod:`stylecls.data.pixels`)
-    followed by the train or eval transform. A prepared cache of exactly this pipeline serves the
+    followed by the train or eval transform. A prepared cache of exactly this pipeline (of the copy named
+    by ``cache_source``, :class:`~stylecls.data.cache.CacheSource`) serves the
     files it holds unchanged (same size and mtime); the others are decoded on the fly by the same
     function, so the source never changes a tensor. ``cache_key`` names the cache that served it
     (None: on the fly), ``cache_note`` says once why a prepared cache was not (fully) used.
@@ -41,7 +42,7 @@ class ImageDataset(Dataset):
         use_cache: bool = True,
         min_crop: float = 0.08,
         pixels: Pixels | None = None,
-        cache_source: dict[str, Any] | None = None,
+        cache_source: cache.CacheSource | None = None,
     ) -> None:
         self.pixels = pixels if pixels is not None else Pixels(img_size)
         if self.pixels.img_size != int(img_size):
@@ -53,10 +54,8 @@ class ImageDataset(Dataset):
         self.skip_bad = skip_bad
         self.transform = train_transform(img_size, min_crop) if train else eval_transform(self.pixels)
         self.seed, self.epoch = 0, 0
-        # which prepared cache may serve these rows: the dataset and data root they come from (a run passes
-        # them explicitly; a catalogue frame straight from ``catalog()`` still carries them in its report)
-        source = cache_source if cache_source is not None else frame.attrs.get("info")
-        found = cache.lookup(source, self.pixels, self.paths) if use_cache else cache.CacheLookup()
+        # which prepared cache may serve these rows: the dataset and the folder they come from
+        found = cache.lookup(cache_source, self.pixels, self.paths) if use_cache else cache.CacheLookup()
         self.cache_key: str | None = found.key
         self.cache_note: str | None = found.note
         self._cache = found

@@ -1,44 +1,74 @@
-"""Evaluation protocols on top of a catalogue: which rows train, select the model, and test.
+"""Evaluation protocols on top of a catalog: which rows train, select the model, and test.
 
-- ``single``: the catalogue's own train/val/test split (DTD, WikiArt, folders).
+- ``single``: the catalog's own train/val/test split (DTD, WikiArt, folders).
 - ``lodo`` (leave one domain out, DomainBed's protocol): train and select on the other domains'
   train/val rows, test on every image of the held-out domain. With a ``val_domain`` (leave-one-domain-out
   model selection), that training domain is left out too: every image of it validates, the others train,
   and the test domain is not used at all (such a run has no test part; selection never sees it).
-- ``multi-domain`` (the paper's Office-Home task): all domains together. Multi-domain catalogues
+- ``multi-domain`` (the paper's Office-Home task): all domains together. Multi-domain catalogs
   hold train/val (80/20) per domain, so the held-out 20% becomes the test part and a seeded,
   stratified eighth of the training rows becomes the val part (70/10/20 overall).
 """
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stylecls.data.records import relative_key, seeded_split
+from stylecls.data.catalog import Catalog, CatalogInfo
+from stylecls.data.splits import relative_key, seeded_split
 from stylecls.errors import StyleclsError, unknown_name
 
 PROTOCOLS = ("auto", "single", "lodo", "multi-domain")
+#: The parts a protocol cuts a catalog into (the ``part`` column): train, select the model, report.
+PROTOCOL_PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A catalog cut by a protocol: :attr:`frame` is the catalog's rows with a ``part`` column."""
+
+    frame: pd.DataFrame
+    info: CatalogInfo
+    protocol: str  # as resolved: single, lodo or multi-domain
+    test_domain: str | None
+    warnings: tuple[str, ...]  # the catalog's, then the protocol's (an empty part)
+    val_domain: str | None = None  # leave-one-domain-out selection: the training domain that validates
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {p: int((self.frame["part"] == p).sum()) for p in PROTOCOL_PARTS}
+
+    def part(self, name: str) -> pd.DataFrame:
+        return self.frame[self.frame["part"] == name].reset_index(drop=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the catalog's report with the protocol, for a run's record."""
+        return {**self.info.to_dict(), "protocol": self.protocol, "test_domain": self.test_domain,
+                **({"val_domain": self.val_domain} if self.val_domain is not None else {}),
+                "parts": self.counts, "warnings": list(self.warnings)}
 
 
 def protocol_parts(
-    frame: pd.DataFrame, protocol: str = "auto", test_domain: str | None = None, seed: int | None = None,
+    catalog: Catalog, protocol: str = "auto", test_domain: str | None = None, seed: int | None = None,
     val_domain: str | None = None,
-) -> pd.DataFrame:
-    """A copy of ``frame`` with a ``part`` column (train/val/test) for ``protocol``."""
+) -> Parts:
+    """The rows of ``catalog`` cut into train/val/test by ``protocol`` (the catalog is not changed)."""
     if protocol not in PROTOCOLS:
         raise unknown_name("protocol", protocol, PROTOCOLS)
-    info = copy.deepcopy(frame.attrs.get("info", {}))
-    domains = list(info.get("domains") or sorted(frame["domain"].unique()))
+    info = catalog.info
+    frame = catalog.frame
+    domains = list(info.domains or sorted(frame["domain"].unique()))
     multi = len(domains) > 1
     if protocol == "auto":
         protocol = "lodo" if test_domain is not None else ("multi-domain" if multi else "single")
     if test_domain is not None and protocol != "lodo":
         raise StyleclsError(f"--test-domain only applies to the lodo protocol, not {protocol!r}")
     if seed is None:
-        seed = int(info.get("seed", 0))
+        seed = info.seed
     out = frame.copy()
     if protocol == "lodo":
         if test_domain is None:
@@ -46,7 +76,7 @@ def protocol_parts(
         if test_domain not in domains:
             raise unknown_name("test domain", test_domain, domains)
         if not multi:
-            raise StyleclsError(f"{info.get('dataset', 'this dataset')} has one domain; lodo needs several")
+            raise StyleclsError(f"{info.dataset} has one domain; lodo needs several")
         held = out["domain"] == test_domain
         if not held.any():
             raise StyleclsError(f"domain {test_domain!r} has no images in this copy")
@@ -61,8 +91,7 @@ def protocol_parts(
         else:
             out["part"] = np.where(out["split"] == "val", "test", "train")
             train = np.flatnonzero(out["part"].to_numpy() == "train")
-            root = info.get("root", "/")
-            keys = [relative_key(p, root) for p in out["path"].to_numpy()[train]]
+            keys = [relative_key(p, info.folder) for p in out["path"].to_numpy()[train]]
             strata = (out["domain"] + "/" + out["class_name"]).to_numpy()[train]
             held = seeded_split(keys, strata, {"val": 1 / 8}, seed)
             out.iloc[train, out.columns.get_loc("part")] = held
@@ -71,23 +100,15 @@ def protocol_parts(
     else:  # single
         if not (out["split"] == "test").any():
             raise StyleclsError(
-                f"{info.get('dataset', 'this dataset')} has no test split of its own; use --protocol multi-domain "
+                f"{info.dataset} has no test split of its own; use --protocol multi-domain "
                 f"or --protocol lodo --test-domain <{'|'.join(domains)}>"
             )
         out["part"] = out["split"]
     out = out.reset_index(drop=True)
     counts = out["part"].value_counts()
-    for part in ("train", "val", "test") if val_domain is None else ("train", "val"):
-        if counts.get(part, 0) == 0:
-            info.setdefault("warnings", []).append(f"protocol {protocol}: the {part} part is empty")
-    info.update(
-        protocol=protocol,
-        test_domain=test_domain,
-        **({"val_domain": val_domain} if val_domain is not None else {}),
-        parts={p: int(counts.get(p, 0)) for p in ("train", "val", "test")},
-    )
-    out.attrs["info"] = info
-    return out
+    expected = PROTOCOL_PARTS if val_domain is None else ("train", "val")
+    empty = [f"protocol {protocol}: the {p} part is empty" for p in expected if counts.get(p, 0) == 0]
+    return Parts(out, info, protocol, test_domain, (*info.warnings, *empty), val_domain)
 
 
 def _leave_out(out: pd.DataFrame, domains: list[str], test_domain: str, val_domain: str) -> None:

@@ -2,11 +2,18 @@
 
 ``predict`` is the one prediction path (dataset, transform, collate, loader, softmax) shared with
 ``stylecls predict`` and the style tests, ``metrics`` holds the pure functions from labels and
-predictions to numbers (scikit-learn does the arithmetic), ``run`` is ``stylecls evaluate``'s
+predictions to numbers (scikit-learn does the arithmetic), ``evaluation`` is ``stylecls evaluate``'s
 orchestration over a run folder; the figures live in :mod:`stylecls.plotting`.
 """
 
 from stylecls.device import select_device
+from stylecls.evaluate.evaluation import (
+    EVALUATED_PARTS,
+    EvalResult,
+    evaluate,
+    held_out_rows,
+    select_rows,
+)  # fmt: skip
 from stylecls.evaluate.metrics import (
     classification_metrics,
     confusion_table,
@@ -23,13 +30,6 @@ from stylecls.evaluate.predict import (
     predict_loader,
     predictions_frame,
     probabilities,
-)  # fmt: skip
-from stylecls.evaluate.run import (
-    EVALUATED_PARTS,
-    EvalResult,
-    evaluate,
-    held_out_rows,
-    select_rows,
 )  # fmt: skip
 from stylecls.plotting import plot_confusion, plot_mistakes
 

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from stylecls.data.cache import CacheSource
 from stylecls.data.decode import DECODE_ERRORS, decode_pixels, pre_resize, reason
 from stylecls.data.pixels import Pixels
 from stylecls.data.transforms import eval_transform
@@ -101,16 +102,19 @@ def _is_path(item: Any) -> bool:
 
 
 class PredictDataset(Dataset):
-    """Items (file paths and/or in-memory images) -> ``(uint8 (3, S, S) or None, position, why it is None)``.
+    """Items (file paths and/or in-memory images, or rows with a ``path``) -> ``(uint8 (3, S, S) or None,
+    position, why it is None)``.
 
     An unreadable file is not an exception but a sample without an image and with the reason, so one
     bad file never stops a stream; the caller decides (``predict`` lists it, ``evaluate`` refuses
-    unless the run skips bad images). ``cache_source`` (``{"dataset", "root"}``) lets a prepared cache
+    unless the run skips bad images). ``cache_source`` (:class:`~stylecls.data.CacheSource`) lets a prepared cache
     of exactly this pixel pipeline serve the files it holds.
     """
 
-    def __init__(self, items: Sequence[Any], pixels: Pixels, cache_source: dict[str, Any] | None = None) -> None:
-        self.items = list(items)
+    def __init__(
+        self, items: Sequence[Any] | pd.DataFrame, pixels: Pixels, cache_source: CacheSource | None = None
+    ) -> None:
+        self.items = items["path"].astype(str).tolist() if isinstance(items, pd.DataFrame) else list(items)
         self.pixels = pixels
         self.transform = image_transform(pixels)  # in-memory images
         self.crop = eval_transform(pixels)  # files: decoded and pre-resized by the one shared function
@@ -168,14 +172,18 @@ def collate(samples: list[Sample]) -> PredictBatch:
 
 
 def predict_loader(
-    items: Sequence[Any],
+    items: Sequence[Any] | pd.DataFrame,
     pixels: Pixels,
     batch_size: int = 64,
     workers: int = 0,
-    cache_source: dict[str, Any] | None = None,
+    cache_source: CacheSource | None = None,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader of :class:`PredictBatch` over ``items`` in input order (see :class:`PredictDataset`)."""
+    """A DataLoader of :class:`PredictBatch` over ``items`` in input order (see :class:`PredictDataset`).
+
+    ``items``: file paths and/or in-memory images, or a frame of rows (its ``path`` column); a batch's
+    ``positions`` index into them.
+    """
     dataset = PredictDataset(items, pixels, cache_source)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
                       pin_memory=pin_memory)
@@ -229,7 +237,7 @@ def predict(
     progress: Callable[[int], None] | None = None,
     skip_bad: bool = False,
     pixels: Pixels | None = None,
-    cache_source: dict[str, Any] | None = None,
+    cache_source: CacheSource | None = None,
 ) -> np.ndarray:
     """Softmax probabilities (N, K) for the images of ``frame`` (a ``path`` column), in its row order.
 

@@ -39,10 +39,18 @@ class LoadReport:
         return "; ".join(parts)
 
 
+def torchvision_arch(arch: str) -> str:
+    """The torchvision model whose ImageNet weights fit ``arch`` (IBN-Net-a variants: the plain ResNet's)."""
+    return arch.removesuffix("_ibn_a")
+
+
 def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights for ``arch`` (downloads through torchvision's cache)."""
     from torchvision.models import get_model_weights
 
+    if arch.startswith("cifar_"):
+        raise StyleclsError(f"there are no ImageNet weights for the CIFAR-style {arch}; pass a local weights file")
+    arch = torchvision_arch(arch)
     try:
         weights = get_model_weights(arch).DEFAULT
     except ValueError:
@@ -59,12 +67,26 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a file: a raw state dict, or a stylecls checkpoint (its ``model`` entry)."""
     path = Path(path)
+    if path.is_dir():
+        raise StyleclsError(f"pretrained weights {path} is a folder; pass the weights file (.pth / .pt)")
     if not path.is_file():
         raise StyleclsError(f"pretrained weights not found: {path}")
+    with open(path, "rb") as f:
+        start = f.read(4)
+    # torch.save writes a zip archive (or, before PyTorch 1.6, a pickle: protocol byte 0x80)
+    if start != b"PK\x03\x04" and start[:1] != b"\x80":
+        raise StyleclsError(
+            f"{path} is not a PyTorch weights file (a state dict saved with torch.save, or a stylecls checkpoint)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
-        raise StyleclsError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from None
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise StyleclsError(
+                f"{path} holds Python objects besides tensors (a whole pickled model?); stylecls loads tensors "
+                "only: save model.state_dict() and pass that file"
+            ) from None
+        raise StyleclsError(f"{path} is damaged or not a PyTorch weights file ({type(e).__name__})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -77,11 +99,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_pretrained(model: nn.Module, weights: str | Path, arch: str) -> LoadReport:
-    """Copy ``weights`` ("imagenet" or a file) into ``model``; mismatched bodies are an error."""
+    """Copy ``weights`` ("imagenet" or a file) into ``model``; mismatched bodies are an error.
+
+    Modules that store a plain layer's weights under other keys (IBN-Net-a's split normalisation)
+    rewrite them first, through their ``adapt_state_dict(state, prefix)``.
+    """
     if str(weights) == "imagenet":
-        state, source = imagenet_state_dict(arch), f"torchvision ImageNet weights ({arch})"
+        state, source = imagenet_state_dict(arch), f"torchvision ImageNet weights ({torchvision_arch(arch)})"
     else:
         state, source = read_state_dict(weights), str(weights)
+    state = dict(state)
+    for name, module in model.named_modules():
+        adapt = getattr(module, "adapt_state_dict", None)
+        if callable(adapt):
+            adapt(state, f"{name}." if name else "")
     own = model.state_dict()
     report = LoadReport(source=source)
     unexpected = [k for k in state if k not in own]

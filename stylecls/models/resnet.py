@@ -2,7 +2,12 @@
 
 The structure and the state-dict keys follow torchvision's ``models/resnet.py`` exactly, so
 torchvision's ImageNet weights load into any block variant; the block's own parameters live under
-``layerX.Y.recalibration.*`` and are the only keys torchvision's weights lack.
+``layerX.Y.recalibration.*`` and are the only keys torchvision's weights lack. As in torchvision,
+what varies is injected as callables: the recalibration block (``channels -> module``), the norm
+layer (``channels -> module``; see :mod:`stylecls.models.norms`), the feature augmentation after
+stages 1-3 (``() -> module``; :mod:`stylecls.models.feature_aug`), and for IBN-Net-a the
+normalisation after each unit's first convolution in stages 1-3 (:mod:`stylecls.models.ibn`).
+A *unit* is one residual unit (BasicBlock / Bottleneck); a *block* is the recalibration module.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stylecls.blocks import add_recalibrated, create_block
+from stylecls.blocks import add_recalibrated
+from stylecls.models.ibn import ibn_factory
+
+ModuleFactory = Callable[[int], nn.Module]
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -24,7 +32,8 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
-BlockFactory = Callable[[int], nn.Module]
+def _no_block(channels: int) -> nn.Module:
+    return nn.Identity()
 
 
 class BasicBlock(nn.Module):
@@ -32,14 +41,15 @@ class BasicBlock(nn.Module):
 
     def __init__(
         self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-        recalibration: BlockFactory = nn.Identity,
+        recalibration: ModuleFactory = _no_block, norm_layer: ModuleFactory = nn.BatchNorm2d,
+        first_norm: ModuleFactory | None = None,
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = (first_norm or norm_layer)(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.recalibration = recalibration(planes)
         self.downsample = downsample
         self.stride = stride
@@ -57,15 +67,16 @@ class Bottleneck(nn.Module):
 
     def __init__(
         self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-        recalibration: BlockFactory = nn.Identity,
+        recalibration: ModuleFactory = _no_block, norm_layer: ModuleFactory = nn.BatchNorm2d,
+        first_norm: ModuleFactory | None = None,
     ) -> None:
         super().__init__()
         self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = (first_norm or norm_layer)(planes)
         self.conv2 = conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3 = norm_layer(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.recalibration = recalibration(planes * self.expansion)
         self.downsample = downsample
@@ -79,55 +90,67 @@ class Bottleneck(nn.Module):
         return self.relu(add_recalibrated(self.recalibration, out, identity))
 
 
+Unit = type[BasicBlock | Bottleneck]
+
+
 class ResNet(nn.Module):
-    """torchvision's ResNet with ``block`` (a name from :data:`stylecls.blocks.BLOCKS`) in every unit."""
+    """torchvision's ResNet with ``recalibration`` in every unit (see the module docstring).
+
+    ``units`` is the number of residual units per stage (torchvision calls it ``layers``);
+    ``ibn_stages`` the number of leading stages whose units use IBN-Net-a's first normalisation.
+    """
 
     def __init__(
         self,
-        unit: type[BasicBlock | Bottleneck],
-        layers: list[int],
+        unit: Unit,
+        units: list[int],
         num_classes: int = 1000,
-        block: str = "none",
-        block_options: dict[str, Any] | None = None,
+        recalibration: ModuleFactory = _no_block,
+        norm_layer: ModuleFactory = nn.BatchNorm2d,
+        feature_aug: Callable[[], nn.Module] = nn.Identity,
+        ibn_stages: int = 0,
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
-        options = dict(block_options or {})
-        create_block(block, 64, **options)  # fail fast on a bad name or option
-
-        def recalibration(channels: int) -> nn.Module:
-            return create_block(block, channels, **options)
-
         self.inplanes = 64
+        self.norm_layer = norm_layer
         self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.bn1 = norm_layer(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(unit, 64, layers[0], 1, recalibration)
-        self.layer2 = self._make_layer(unit, 128, layers[1], 2, recalibration)
-        self.layer3 = self._make_layer(unit, 256, layers[2], 2, recalibration)
-        self.layer4 = self._make_layer(unit, 512, layers[3], 2, recalibration)
+        ibn = ibn_factory(norm_layer)
+        stages = [
+            self._make_layer(unit, planes, count, stride, recalibration, ibn if i < ibn_stages else None)
+            for i, (planes, count, stride) in enumerate(zip((64, 128, 256, 512), units, (1, 2, 2, 2), strict=True))
+        ]
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        # after stages 1-3; parameter-free, so no state-dict keys
+        self.feature_aug = nn.ModuleList([feature_aug() for _ in range(3)])
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * unit.expansion, num_classes)
         init_weights(self, zero_init_residual)
 
     def _make_layer(
-        self, unit: type[BasicBlock | Bottleneck], planes: int, blocks: int, stride: int, recalibration: BlockFactory
+        self, unit: Unit, planes: int, units: int, stride: int, recalibration: ModuleFactory,
+        first_norm: ModuleFactory | None,
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * unit.expansion:
             downsample = nn.Sequential(
                 conv1x1(self.inplanes, planes * unit.expansion, stride),
-                nn.BatchNorm2d(planes * unit.expansion),
+                self.norm_layer(planes * unit.expansion),
             )
-        layers = [unit(self.inplanes, planes, stride, downsample, recalibration)]
+        norms: dict[str, Any] = {"norm_layer": self.norm_layer, "first_norm": first_norm}
+        layers = [unit(self.inplanes, planes, stride, downsample, recalibration, **norms)]
         self.inplanes = planes * unit.expansion
-        layers += [unit(self.inplanes, planes, recalibration=recalibration) for _ in range(1, blocks)]
+        layers += [unit(self.inplanes, planes, recalibration=recalibration, **norms) for _ in range(1, units)]
         return nn.Sequential(*layers)
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.feature_aug[0](self.layer1(x))
+        x = self.feature_aug[1](self.layer2(x))
+        x = self.layer4(self.feature_aug[2](self.layer3(x)))
         return torch.flatten(self.avgpool(x), 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -147,33 +170,37 @@ def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
     if zero_init_residual:
         for m in model.modules():
             if isinstance(m, Bottleneck):
-                nn.init.constant_(m.bn3.weight, 0)
+                nn.init.constant_(m.bn3.weight, 0)  # type: ignore[arg-type]
             elif isinstance(m, BasicBlock):
-                nn.init.constant_(m.bn2.weight, 0)
+                nn.init.constant_(m.bn2.weight, 0)  # type: ignore[arg-type]
 
 
-_DEPTHS: dict[str, tuple[type[BasicBlock | Bottleneck], list[int]]] = {
-    "resnet18": (BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (Bottleneck, [3, 4, 6, 3]),
-    "resnet101": (Bottleneck, [3, 4, 23, 3]),
-    "resnet152": (Bottleneck, [3, 8, 36, 3]),
+#: arch -> (unit, units per stage, IBN-Net-a stages)
+DEPTHS: dict[str, tuple[Unit, list[int], int]] = {
+    "resnet18": (BasicBlock, [2, 2, 2, 2], 0),
+    "resnet34": (BasicBlock, [3, 4, 6, 3], 0),
+    "resnet50": (Bottleneck, [3, 4, 6, 3], 0),
+    "resnet101": (Bottleneck, [3, 4, 23, 3], 0),
+    "resnet152": (Bottleneck, [3, 8, 36, 3], 0),
+    "resnet18_ibn_a": (BasicBlock, [2, 2, 2, 2], 3),
+    "resnet34_ibn_a": (BasicBlock, [3, 4, 6, 3], 3),
+    "resnet50_ibn_a": (Bottleneck, [3, 4, 6, 3], 3),
+    "resnet101_ibn_a": (Bottleneck, [3, 4, 23, 3], 3),
 }
 
 
 def _builder(arch: str) -> Callable[..., ResNet]:
-    unit, layers = _DEPTHS[arch]
+    unit, units, ibn_stages = DEPTHS[arch]
 
     def build(**kwargs: Any) -> ResNet:
-        return ResNet(unit, layers, **kwargs)
+        return ResNet(unit, units, ibn_stages=ibn_stages, **kwargs)
 
     build.__name__ = arch
-    build.__doc__ = f"{arch} (ImageNet-style) with a recalibration block in every residual unit."
+    kind = "IBN-Net-a" if ibn_stages else "ImageNet-style"
+    build.__doc__ = f"{arch} ({kind}) with a recalibration block in every residual unit."
     return build
 
 
-resnet18 = _builder("resnet18")
-resnet34 = _builder("resnet34")
-resnet50 = _builder("resnet50")
-resnet101 = _builder("resnet101")
-resnet152 = _builder("resnet152")
+BUILDERS: dict[str, Callable[..., ResNet]] = {arch: _builder(arch) for arch in DEPTHS}
+resnet18, resnet34, resnet50 = BUILDERS["resnet18"], BUILDERS["resnet34"], BUILDERS["resnet50"]
+resnet101, resnet152 = BUILDERS["resnet101"], BUILDERS["resnet152"]

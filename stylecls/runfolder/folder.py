@@ -256,11 +256,11 @@ class RunFolder:
 
     def build_model(self, checkpoint: str = "best", device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
         """The run's model with ``checkpoint`` loaded, in eval mode, and the checkpoint's state."""
-        from stylecls.models import build_model
+        from stylecls.models import build_model_for_spec
 
         spec = self.spec()
         state = self.load_checkpoint(checkpoint, map_location="cpu")
-        model = build_model(str(spec.arch), spec.block, len(self.classes), **dict(spec.block_options))
+        model = build_model_for_spec(spec, len(self.classes))
         try:
             model.load_state_dict(state["model"])
         except (KeyError, RuntimeError, TypeError) as e:

@@ -37,10 +37,12 @@ class GridAxes:
     split: Sequence[int] = ()
     arch: Sequence[str] = ()
     block_options: Sequence[Mapping[str, Any]] = field(default_factory=tuple)  # one dict per option set
+    feature_aug: Sequence[str] = ()
 
     def given(self) -> dict[str, list[Any]]:
         """The non-empty axes, by RunSpec field."""
-        axes = {name: list(getattr(self, name)) for name in ("block", "seed", "test_domain", "split", "arch")}
+        names = ("block", "seed", "test_domain", "split", "arch", "feature_aug")
+        axes = {name: list(getattr(self, name)) for name in names}
         axes["block_options"] = [dict(o) for o in self.block_options]
         return {k: v for k, v in axes.items() if v}
 

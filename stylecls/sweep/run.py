@@ -48,7 +48,12 @@ def run_sweep(plan: SweepPlan, launcher: Launcher, console: Console, dry_run: bo
     if plan.out.exists() and not plan.out.is_dir():
         raise StyleclsError(f"--out {plan.out} is a file, not a folder of runs")
     plan.check_out()
-    check_data(plan)
+    try:
+        check_data(plan)
+    except StyleclsError as e:
+        if not dry_run:
+            raise
+        console.print(f"[yellow]warning:[/] {e}\n(the dry run goes on; a real run stops here)", highlight=False)
     check_tensorboard(plan)
     pending = plan.pending()
     if dry_run:

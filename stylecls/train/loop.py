@@ -43,7 +43,7 @@ class Trainer:
     def __init__(self, spec: RunSpec, runtime: Any, data: RunData, folder: RunFolder, ddp: Dist,
                  device: torch.device) -> None:
         from stylecls.data import ImageDataset, Pixels
-        from stylecls.models import build_model, count_parameters
+        from stylecls.models import build_model_for_spec, count_parameters
 
         self.spec, self.data, self.folder, self.ddp, self.device = spec, data, folder, ddp, device
         cuda = device.type == "cuda"
@@ -51,6 +51,8 @@ class Trainer:
         self.amp_dtype = torch.bfloat16 if (not cuda or torch.cuda.is_bf16_supported()) else torch.float16
         self.channels_last = runtime.channels_last if runtime.channels_last is not None else cuda
         self.workers = runtime.workers if runtime.workers is not None else default_workers(device)
+        if runtime.sync_bn and spec.bn == "frozen":  # SyncBatchNorm would replace the frozen layers with training ones
+            raise StyleclsError("--sync-bn and --bn frozen do not go together: frozen BatchNorm has nothing to sync")
         if runtime.sync_bn and ddp.enabled and not cuda:
             raise StyleclsError("--sync-bn needs CUDA devices: SyncBatchNorm does not run on the CPU")
         if cuda:
@@ -58,8 +60,7 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-        self.net = build_model(str(spec.arch), spec.block, len(data.classes), pretrained=spec.pretrained,
-                               **dict(spec.block_options))
+        self.net = build_model_for_spec(spec, len(data.classes), pretrained=spec.pretrained)
         self.parameters = count_parameters(self.net)
         # a BatchNorm over (N, C) (SRM's) needs two images per step; convolution BatchNorms see H x W values
         self.min_batch = 2 if any(isinstance(m, nn.BatchNorm1d) for m in self.net.modules()) else 1

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from stylecls.atomic import now
+from stylecls.data.cache import CacheSource
 from stylecls.device import select_device
 from stylecls.errors import StyleclsError, unknown_name
 from stylecls.evaluate.metrics import (
@@ -153,7 +154,7 @@ def evaluate(
             progress(done, total)
 
     pixels = run.pixels()
-    source = {"dataset": spec.dataset, "root": str(data_root) if data_root is not None else record.data.root}
+    source = CacheSource.of(spec.dataset, data_root if data_root is not None else record.data.root)
     try:
         probs = predict(model, union, pixels.img_size, dev, batch_size, workers, progress=advance,
                         skip_bad=spec.skip_bad, pixels=pixels, cache_source=source)

@@ -12,30 +12,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
-
-from stylecls.data.folder import domain_split, read_domains
-from stylecls.data.records import Card, build_frame, relative_key, summarise
+from stylecls.data.catalog import Counts, Listing
+from stylecls.data.registry import DatasetDef, register
+from stylecls.data.scan import read_domains
+from stylecls.data.sources import HubParquet, ParquetSchema, SplitFiles
+from stylecls.data.splits import domain_split, relative_key
 from stylecls.errors import StyleclsError
+from stylecls.recipes import Recipe
 
 DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
 CLASSES = ("dog", "elephant", "giraffe", "guitar", "horse", "house", "person")
-EXPECTED = {
-    "images": 9991,
-    "classes": 7,
-    "domains": {"art_painting": 2048, "cartoon": 2344, "photo": 1670, "sketch": 3929},
-}
-LISTS = {"train": "train", "crossval": "val", "test": None}
-
-CARD = Card(
-    name="pacs",
-    title="PACS",
-    folder="pacs",
-    layout="pacs/<art_painting|cartoon|photo|sketch>/<class>/* (7 classes), optional official lists "
-    "pacs/splits/<domain>_{train,crossval,test}_kfold.txt",
-    source="https://domaingeneralization.github.io/ (images and k-fold lists; also DomainBed's download script)",
-    options=("splits_dir", "seed"),
+EXPECTED = Counts(
+    images=9991, classes=7, domains={"art_painting": 2048, "cartoon": 2344, "photo": 1670, "sketch": 3929}
 )
+LISTS = {"train": "train", "crossval": "val", "test": None}
 
 
 def find_splits(root: Path, splits_dir: str | Path | None) -> Path | None:
@@ -64,8 +54,8 @@ def _entries(path: Path) -> list[tuple[str, int]]:
     return out
 
 
-def load(root: Path, splits_dir: str | Path | None = None, seed: int = 0) -> pd.DataFrame:
-    found = read_domains(root, DOMAINS, CLASSES, CARD)
+def read(root: Path, splits_dir: str | Path | None = None, seed: int = 0) -> Listing:
+    found = read_domains(root, DOMAINS, CLASSES, DATASET)
     lists_dir = find_splits(root, splits_dir)
     keys = [relative_key(p, root) for p, _, _ in found.rows]
     splits: list[str | None] = [None] * len(keys)
@@ -120,21 +110,41 @@ def load(root: Path, splits_dir: str | Path | None = None, seed: int = 0) -> pd.
         found.warnings.append(f"{unlisted} images are in no official train/crossval list and are not used")
     rows = [found.rows[i] for i in keep]
     source = "official" if len(official) == len(DOMAINS) else "seeded"
-    info = summarise(
-        rows,
-        dataset="pacs",
-        root=root,
-        classes=CLASSES,
-        domains=DOMAINS,
-        expected=EXPECTED,
-        split_source=source,
-        missing_listed=missing_listed,
-        warnings=found.warnings,
-        extra={
-            "seed": seed,
-            "splits_dir": str(lists_dir) if lists_dir else None,
-            "unlisted": unlisted,
-            "matched_by_stem": by_stem,
-        },
-    )
-    return build_frame(rows, [str(splits[i]) for i in keep], CLASSES, info)  # keep holds no None
+    details = {"splits_dir": str(lists_dir) if lists_dir else None, "unlisted": unlisted, "matched_by_stem": by_stem}
+    return Listing(rows, [str(splits[i]) for i in keep], CLASSES, DOMAINS, EXPECTED, source,  # keep holds no None
+                   found.warnings, missing_listed, details)
+
+
+def listed_images(lists: Path) -> set[str]:
+    """The image paths the k-fold lists under ``lists`` name."""
+    return {line.split()[0] for f in lists.rglob("*_kfold.txt") for line in f.read_text().splitlines() if line.strip()}
+
+
+DATASET = register(DatasetDef(
+    name="pacs",
+    title="PACS",
+    help="7 classes in 4 domains (art_painting, cartoon, photo, sketch), 9,991 images",
+    read=read,
+    folder="pacs",
+    layout="pacs/<art_painting|cartoon|photo|sketch>/<class>/* (7 classes), optional official lists "
+    "pacs/splits/<domain>_{train,crossval,test}_kfold.txt",
+    source="https://domaingeneralization.github.io/ (images and k-fold lists; also DomainBed's download script)",
+    options=("splits_dir", "seed"),
+    domains=DOMAINS,
+    classes=CLASSES,
+    # small per-domain sets; ResNet-18 keeps a from-scratch run tractable
+    recipe=Recipe(arch="resnet18", img_size=224, epochs=60, batch_size=64, lr=0.025, weight_decay=5e-4,
+                  warmup_epochs=3, label_smoothing=0.1),
+    # flwrlabs/pacs: one file data/train-00000-of-00001.parquet (191,395,900 bytes, 9,991 rows), columns image,
+    # domain (string: art_painting, cartoon, photo, sketch), label (class label 0 dog ... 6 person)
+    downloads=(HubParquet("hub", "flwrlabs/pacs", size=191_395_900,
+                          about="Flower's parquet copy of PACS (9,991 images) + the official k-fold lists"),),
+    split_files=SplitFiles(
+        "https://raw.githubusercontent.com/DeLightCMU/RSC/master/Domain_Generalization/data/correct_txt_lists",
+        tuple((f"{d}_{part}_kfold.txt", f"splits/{d}_{part}_kfold.txt")
+              for d in DOMAINS for part in ("train", "crossval", "test")),
+        "official PACS k-fold lists (as published with the dataset; copy in DeLightCMU/RSC)",
+        listed=listed_images, by_stem=True,
+    ),
+    parquet=ParquetSchema(image="image", label="label", domain="domain"),
+))  # fmt: skip

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from stylecls.data.records import Card, Found, build_frame, relative_key, scan_classes, seeded_split, summarise
+from stylecls.data.catalog import Counts, Listing
+from stylecls.data.registry import DatasetDef, register
+from stylecls.data.scan import Found, scan_classes
+from stylecls.data.sources import HttpArchive
+from stylecls.data.splits import relative_key, seeded_split
 from stylecls.errors import StyleclsError
+from stylecls.recipes import IMAGENET_SIZED
 
 CLASSES = (
     "banded blotchy braided bubbly bumpy chequered cobwebbed cracked crosshatched crystalline dotted fibrous "
@@ -15,34 +18,25 @@ CLASSES = (
     "meshed paisley perforated pitted pleated polka-dotted porous potholed scaly smeared spiralled sprinkled "
     "stained stratified striped studded swirly veined waffled woven wrinkled zigzagged"
 ).split()
-EXPECTED = {"images": 5640, "classes": 47, "domains": {"dtd": 5640}}
+EXPECTED = Counts(images=5640, classes=47, domains={"dtd": 5640})
 # Without the official lists the images are split in thirds, as the official splits are.
 FRACTIONS = {"val": 1 / 3, "test": 1 / 3}
-
-CARD = Card(
-    name="dtd",
-    title="DTD (Describable Textures Dataset)",
-    folder="dtd",
-    layout="dtd/images/<class>/<class>_NNNN.jpg (47 classes) and optionally dtd/labels/{train,val,test}{1..10}.txt",
-    source="https://www.robots.ox.ac.uk/~vgg/data/dtd/ (dtd-r1.0.1.tar.gz)",
-    options=("split", "seed"),
-)
 
 
 def _read_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def load(root: Path, split: int = 1, seed: int = 0) -> pd.DataFrame:
+def read(root: Path, split: int = 1, seed: int = 0) -> Listing:
     if not isinstance(split, int) or isinstance(split, bool) or not 1 <= split <= 10:
         raise StyleclsError(f"DTD has official splits 1..10, not {split!r}")
     images = root / "images"
     if not images.is_dir():
-        raise CARD.missing(images, "no images/ folder")
+        raise DATASET.missing(images, "no images/ folder")
     found = Found()
     scan_classes(images, "dtd", found, CLASSES)
     if not found.rows:
-        raise CARD.missing(images, "no class folders with images")
+        raise DATASET.missing(images, "no class folders with images")
     keys = [relative_key(p, images) for p, _, _ in found.rows]
     labels = root / "labels"
     lists = {part: labels / f"{part}{split}.txt" for part in ("train", "val", "test")}
@@ -70,16 +64,24 @@ def load(root: Path, split: int = 1, seed: int = 0) -> pd.DataFrame:
         rows = found.rows
         splits = list(seeded_split(keys, [c for _, c, _ in rows], FRACTIONS, seed))
         source = "seeded"
-    info = summarise(
-        rows,
-        dataset="dtd",
-        root=root,
-        classes=CLASSES,
-        domains=["dtd"],
-        expected=EXPECTED,
-        split_source=source,
-        missing_listed=missing_listed,
-        warnings=found.warnings,
-        extra={"split": split, "seed": seed},
-    )
-    return build_frame(rows, splits, CLASSES, info)
+    return Listing(rows, splits, CLASSES, ["dtd"], EXPECTED, source, found.warnings, missing_listed, {"split": split})
+
+
+DATASET = register(DatasetDef(
+    name="dtd",
+    title="DTD (Describable Textures Dataset)",
+    help="47 textures, 5,640 images, 10 official splits",
+    read=read,
+    folder="dtd",
+    layout="dtd/images/<class>/<class>_NNNN.jpg (47 classes) and optionally dtd/labels/{train,val,test}{1..10}.txt",
+    source="https://www.robots.ox.ac.uk/~vgg/data/dtd/ (dtd-r1.0.1.tar.gz)",
+    options=("split", "seed"),
+    domains=("dtd",),
+    classes=tuple(CLASSES),
+    recipe=IMAGENET_SIZED,  # 1,880 training images per split; textures need the full resolution
+    downloads=(
+        HttpArchive("official", "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",
+                    md5="fff73e5086ae6bdbea199a49dfb8a4c1",
+                    about="the authors' archive (images and the 10 official splits); MD5 as torchvision checks it"),
+    ),
+))  # fmt: skip
