@@ -11,7 +11,6 @@ run here fails until it is decided on.
 
 from __future__ import annotations
 
-import doctest
 import os
 import re
 import shutil
@@ -182,22 +181,26 @@ def _run_bash(command: Command, clone: Path, env: dict[str, str]) -> None:
     assert "Traceback (most recent call last)" not in output, f"README line {command.line}: `{text}`\n{output}"
 
 
-def _run_python(snippet: Snippet, clone: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+#: Runs a doctest read from stdin in a fresh interpreter, as a user would paste it into one.
+DOCTEST = """
+import doctest, sys
+name, line = sys.argv[1], int(sys.argv[2])
+test = doctest.DocTestParser().get_doctest(sys.stdin.read(), {}, name, "README.md", line - 1)
+runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+sys.exit(1 if runner.run(test).failed else 0)
+"""
+
+
+def _run_python(snippet: Snippet, clone: Path, env: dict[str, str]) -> None:
     if "resnet50-weights.pth" in snippet.text and not (clone / "resnet50-weights.pth").exists():
         _resnet50_weights(clone)
     if snippet.text.lstrip().startswith(">>>"):
-        monkeypatch.chdir(clone)
-        for name, value in env.items():
-            if name.startswith(("STYLECLS_", "HF_")):
-                monkeypatch.setenv(name, value)
-        test = doctest.DocTestParser().get_doctest(snippet.text, {}, f"README.md:{snippet.line}", str(README), 0)
-        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-        report: list[str] = []
-        runner.run(test, out=report.append)
-        assert runner.failures == 0, f"README line {snippet.line}:\n" + "".join(report)
-        return
-    done = subprocess.run([sys.executable, "-c", snippet.text], cwd=clone, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"README line {snippet.line}:\n{snippet.text}\n{done.stderr[-4000:]}"
+        argv = [sys.executable, "-c", DOCTEST, f"README.md:{snippet.line}", str(snippet.line)]
+    else:
+        argv = [sys.executable, "-c", snippet.text]
+    done = subprocess.run(argv, input=snippet.text, cwd=clone, env=env, capture_output=True, text=True)
+    output = (done.stdout[-6000:] + "\n" + done.stderr[-4000:]).strip()
+    assert done.returncode == 0, f"README line {snippet.line}:\n{snippet.text}\n{output}"
 
 
 def _cases() -> list:
@@ -215,10 +218,10 @@ def _cases() -> list:
 @pytest.mark.slow
 @pytest.mark.parametrize("item", _cases())
 def test_readme_snippet_runs_as_written(
-    item: Snippet | Command, workspace: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+    item: Snippet | Command, workspace: tuple[Path, dict[str, str]]
 ) -> None:
     clone, env = workspace
     if isinstance(item, Snippet):
-        _run_python(item, clone, env, monkeypatch)
+        _run_python(item, clone, env)
     else:
         _run_bash(item, clone, env)
