@@ -23,7 +23,7 @@ import pandas as pd
 
 from stylecls.errors import StyleclsError
 from stylecls.report.pairing import BY, check_settings
-from stylecls.report.runs import METRICS, LeftOut, collect, find_runs
+from stylecls.report.runs import METRICS, TRIAL, LeftOut, collect, find_runs
 from stylecls.report.selection import select
 from stylecls.report.tables import markdown_table, summary_markdown, unpaired_summary
 
@@ -48,6 +48,9 @@ def comparison(paths: Iterable[str | Path], by: str = "block", skip_unevaluated:
     chosen = select(collection.runs, collection.selection_runs, "training-domain", by).runs
     summary = unpaired_summary(chosen, by)
     markdown = summary_markdown(summary, by)
+    if collection.runs[TRIAL].nunique() > 1:
+        markdown += ("\nA hyper-parameter search: each cell is the trial chosen by training-domain validation per "
+                     "block, held-out domain / split and seed (`stylecls report --selection all` for the others).\n")
     if collection.left_out:
         table = pd.DataFrame([{"run": r.run, "left out because": r.reason, "fix": r.fix} for r in collection.left_out])
         markdown += f"\n### Left out ({len(collection.left_out)} run folders)\n\n{markdown_table(table)}\n"

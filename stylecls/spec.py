@@ -245,6 +245,9 @@ def resolve(spec_: RunSpec) -> RunSpec:
         bad.append(f"--val-domain {spec.val_domain} (must be a training domain: another than a given --test-domain)")
     if bad:
         raise StyleclsError("invalid settings: " + "; ".join(bad))
+    if spec.bn == "frozen" and spec.pretrained is None:
+        raise StyleclsError("--bn frozen keeps the backbone's pretrained BatchNorm statistics; it needs --pretrained "
+                            "(from scratch they would stay at their initial 0 and 1)")
     if spec.block_init != "paper":  # a start the block cannot make (a parameter-free gate) is refused before a run
         from stylecls.blocks import create_block
 

@@ -149,6 +149,27 @@ def test_overhead_measures_every_block_against_plain() -> None:
     assert all(r.train_ratio is not None and r.train_ratio > 0 for r in rows)
     assert all(r.infer_ratio is not None and r.infer_ratio > 0 for r in rows)
     assert count_gflops(build_model("resnet50"), 224) == pytest.approx(8.18, abs=0.02)  # 4.09 GMACs
+    infer_only = measure_overhead("cifar_resnet20", ["srm"], img_size=32, batch=2, num_classes=3, repeats=1,
+                                  min_run_time=0.01, modes=["infer"])
+    assert infer_only[0].train_ratio is None and infer_only[0].infer_ratio is not None
+
+
+def test_block_overhead_benchmark_reports_every_run_and_the_srm_verdict() -> None:
+    """The 5-run table of issue 20 from given ratios (no timing here): every run, median, range, verdict."""
+    path = Path(__file__).parents[1] / "benchmarks" / "block_overhead.py"
+    spec = importlib.util.spec_from_file_location("block_overhead", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def run(se: float, srm: float) -> list[dict]:
+        ratios = {"none": 1.0, "se": se, "srm": srm}
+        return [{"arch": "resnet50", "block": b, "infer_ratio": r} for b, r in ratios.items()]
+
+    runs = [run(1.06, 1.04), run(1.04, 1.045), run(1.08, 1.06), run(1.05, 1.03), run(1.07, 1.05)]
+    table = bench.runs_markdown(runs, ["infer"])
+    assert "| resnet50 | srm | infer | 1.040 | 1.045 | 1.060 | 1.030 | 1.050 | 1.045 | 1.030–1.060 |" in table
+    assert "resnet50: SRM inference ≤ 1.05× and ≤ SE in 3 of 5 runs." in table
 
 
 def test_models_command_prints_the_table() -> None:

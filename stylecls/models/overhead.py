@@ -103,8 +103,12 @@ def measure_overhead(
     repeats: int = 10,
     min_run_time: float = 0.2,
     progress: Callable[[str], None] | None = None,
+    modes: Iterable[str] = ("train", "infer"),
 ) -> list[BlockCost]:
-    """Parameters, GFLOPs and (optionally) train/inference ratios of each block against the plain net."""
+    """Parameters, GFLOPs and (optionally) train/inference ratios of each block against the plain net.
+
+    ``modes`` says which steps are timed (``"train"``, ``"infer"`` or both)."""
+    modes = tuple(modes)
     torch.manual_seed(0)
     plain = build_model(arch, "none", num_classes=num_classes)
     x = torch.randn(batch, 3, img_size, img_size)
@@ -116,11 +120,11 @@ def measure_overhead(
             progress(f"{arch} / {block}")
         model = plain if block == "none" else build_model(arch, block, num_classes=num_classes)
         row = BlockCost(arch, block, count_parameters(model), round(count_gflops(model, img_size), 4))
-        if time_steps:
-            train, infer = _train_step(model, x, y), _infer_step(model, x)
-            _, to, row.train_ratio = side_by_side(plain_train, train, repeats, min_run_time)
+        if time_steps and "train" in modes:
+            _, to, row.train_ratio = side_by_side(plain_train, _train_step(model, x, y), repeats, min_run_time)
             row.train_ms = to * 1e3
-            _, io, row.infer_ratio = side_by_side(plain_infer, infer, repeats, min_run_time)
+        if time_steps and "infer" in modes:
+            _, io, row.infer_ratio = side_by_side(plain_infer, _infer_step(model, x), repeats, min_run_time)
             row.infer_ms = io * 1e3
         rows.append(row)
     return rows

@@ -26,6 +26,7 @@ from stylecls.report.pairing import (
     check_comparable,
     group_title,
     groups,
+    matched_on,
     pair_runs,
 )
 from stylecls.report.runs import TRIAL, Collection, LeftOut, collect
@@ -48,6 +49,7 @@ class Section:
     stats: list[PairedStats]
     verdicts: list[str]
     notes: list[str] = field(default_factory=list)
+    measure: str = ""  # the column its pairings compare (an extra section's paired figure)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title
     tables = {
         "values": (f"{what} (%), mean ± {SPREAD_NAMES['sem']} over runs (n per cell).",
                    accuracy_table(runs, by, column, "sem")),
-        "paired": (f"{what}: paired differences (points), over runs matched on seed, split and held-out domain; "
+        "paired": (f"{what}: paired differences (points), over runs matched on {matched_on(runs)}; "
                    f"n is the number of pairs. Both 95 % intervals are given; the verdict uses the {CI_NAMES[ci]}. "
                    "p: Wilcoxon signed-rank for n ≥ 6 pairs, else the paired t-test, as named.",
                    paired_table(stats, ci)),
@@ -128,12 +130,18 @@ def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title
     if lonely:
         unmatched = pd.concat(lonely, ignore_index=True)
         tables["unmatched"] = ("Runs without a partner in a comparison (left out of that comparison).", unmatched)
-    return Section(title, tables, pairings, stats, [verdict(s, ci, unit=unit) for s in stats])
+    return Section(title, tables, pairings, stats, [verdict(s, ci, unit=unit) for s in stats], measure=column)
 
 
 #: Extra sections per group: each gets the group's runs chosen by the headline selection, the axis and the interval
 #: method, and returns a :class:`Section` (or None to show nothing), e.g. via :func:`number_section`.
-EXTRA_SECTIONS: list[Callable[[pd.DataFrame, str, CiMethod], Section | None]] = []
+def _style_reliance(runs: pd.DataFrame, by: str, ci: CiMethod) -> Section | None:
+    from stylecls.style_test.reliance import style_reliance_section
+
+    return style_reliance_section(runs, by, ci)
+
+
+EXTRA_SECTIONS: list[Callable[[pd.DataFrame, str, CiMethod], Section | None]] = [_style_reliance]
 
 
 def _where(runs: pd.DataFrame) -> str:
@@ -147,7 +155,7 @@ def _selection_section(runs: pd.DataFrame, selection_runs: pd.DataFrame, method:
     where = _where(runs)
     what = f"{where.capitalize()} accuracy, {method.title}"
     section = number_section(chosen.runs.dropna(subset=[method.column]), method.column, by, ci, method.title, what)
-    trials = int(chosen.runs["trials"].max())
+    trials = int(chosen.runs["trials"].max()) if len(chosen.runs) else 0  # none chosen: nothing to choose by
     if "values" not in section.tables:
         section.notes = chosen.notes or section.notes
         return section, chosen.runs
@@ -157,8 +165,30 @@ def _selection_section(runs: pd.DataFrame, selection_runs: pd.DataFrame, method:
         "mean of the domain means (DomainBed's collect_results).", section.tables["values"][1])
     if method.upper_bound:
         section.verdicts = [f"Oracle (upper bound): {v}" for v in section.verdicts]
+    if trials > 1:
+        section.tables["chosen"] = (f"Which trial {method.title} chose per {by}, {matched_on(runs)}, "
+                                    f"and its score ({method.chooses_by}, %).", _chosen_table(chosen.runs, by))
     section.notes += chosen.notes
     return section, chosen.runs
+
+
+def _chosen_table(chosen: pd.DataFrame, by: str) -> pd.DataFrame:
+    table = chosen[[by, "test_domain", "split", "seed", TRIAL, "trials", "score"]].copy()
+    table[by] = table[by].map(display_name)
+    table["score"] = (100 * table["score"]).round(2)
+    table = table.rename(columns={"test_domain": "held-out domain", TRIAL: "chosen trial", "trials": "of trials",
+                                  "score": "score (%)"})
+    table = table.dropna(axis=1, how="all")
+    return table.sort_values(list(table.columns[:-3]), key=lambda c: c.astype(str)).reset_index(drop=True)
+
+
+def _trials_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The settings that differ between trials, one row per (trial, axis settings)."""
+    keys = sorted({k for s in runs["settings"] for k in s})
+    varying = [k for k in keys if len({s.get(k) for s in runs["settings"]}) > 1]
+    rows = {(t, tuple(s.get(k) for k in varying)) for t, s in zip(runs[TRIAL], runs["settings"], strict=True)}
+    table = pd.DataFrame([[t, *values] for t, values in rows], columns=[TRIAL, *varying])
+    return table.sort_values([TRIAL, *varying[:1]], key=lambda c: c.astype(str)).reset_index(drop=True)
 
 
 def _details(runs: pd.DataFrame, by: str) -> dict[str, tuple[str, pd.DataFrame]]:
@@ -173,9 +203,13 @@ def _details(runs: pd.DataFrame, by: str) -> dict[str, tuple[str, pd.DataFrame]]
     for value, g in runs.groupby(by, sort=True):
         rows += [{"setting": f"{k} ({by} {value})", "value": g["settings"].iloc[0].get(k, "(unset)")}
                  for k in sorted(axis_keys)]
-    return {"runs": ("Every run of this group, with the versions it was trained with.", table),
-            "settings": ("The exact settings of these runs (those of the first run; seed, split, held-out domain and "
-                         "trial vary as listed above).", pd.DataFrame(rows))}
+    details = {"runs": ("Every run of this group, with the versions it was trained with.", table),
+               "settings": ("The exact settings of these runs (those of the first run; seed, split, held-out domain "
+                            "and trial vary as listed above).", pd.DataFrame(rows))}
+    if runs[TRIAL].nunique() > 1:
+        details["trials"] = ("The values each trial of the hyper-parameter search drew (the settings that differ "
+                             "between runs).", _trials_table(runs))
+    return details
 
 
 def _group(head: dict[str, str], runs: pd.DataFrame, collection: Collection, by: str, ci: CiMethod,
@@ -189,12 +223,16 @@ def _group(head: dict[str, str], runs: pd.DataFrame, collection: Collection, by:
             headline = (section, chosen)
     g = GroupReport(title, runs, sections)
     section, chosen = headline or (sections[0], runs)
-    for extra in EXTRA_SECTIONS:
-        made = extra(chosen, by, ci)
-        if made is not None:
-            g.sections.append(made)
+    extras = [made for extra in EXTRA_SECTIONS if (made := extra(chosen, by, ci)) is not None]
+    g.sections += extras
     g.notes = [n for s in sections for n in s.notes]
     g.figures = _figures(chosen, section, by, ci, fig_dir / _slug(title))
+    for s in extras:  # one figure each: the paired differences of its (headline) number
+        if s.measure and any(len(p.pairs) for p in s.pairings):
+            path = figures.paired_differences(s.pairings, s.stats[: len(s.pairings)],
+                                              fig_dir / _slug(title) / f"paired_{_slug(s.title)}", s.measure, ci)
+            g.figures.append((f"{s.title.capitalize()}: paired differences of its first number, one point per pair, "
+                              "the mean and its 95 % interval.", path))
     g.details = _details(runs, by)
     return g
 

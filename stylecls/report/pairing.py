@@ -21,7 +21,7 @@ from stylecls.report.runs import TRIAL
 
 __all__ = [
     "BY", "GROUP", "PAIR_KEYS", "Pairing", "axis_differences", "axis_values", "check_comparable", "check_settings",
-    "group_keys", "group_title", "groups", "pair_runs",
+    "group_keys", "group_title", "groups", "matched_on", "pair_runs",
 ]  # fmt: skip
 
 #: ``--by``: the settings that make a column (they may differ across columns, not within one).
@@ -128,6 +128,13 @@ def check_comparable(frame: pd.DataFrame, by: str = "block") -> None:
                 f"only one {by} ({values[0]}) among the {len(group)} run(s) of {group_title(head)}: a report "
                 f"compares {by}s; add runs of another {by} with the same settings and seeds"
             )
+
+
+def matched_on(frame: pd.DataFrame) -> str:
+    """The pair keys that vary in ``frame``, in words: "seed", "seed and held-out domain", "seed and split"."""
+    words = {"seed": "seed", "split": "split", "test_domain": "held-out domain"}
+    used = [words[k] for k in PAIR_KEYS if k == "seed" or frame[k].notna().any()]
+    return " and ".join(used) if len(used) < 3 else f"{used[0]}, {used[1]} and {used[2]}"
 
 
 def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:

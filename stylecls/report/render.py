@@ -17,6 +17,7 @@ import pandas as pd
 from markupsafe import escape
 
 from stylecls.report.build import GroupReport, Report
+from stylecls.report.pairing import matched_on
 from stylecls.report.runs import left_out_table
 from stylecls.report.stats import CI_NAMES
 from stylecls.report.tables import latex_table, markdown_table
@@ -63,7 +64,7 @@ def verdict_paragraph(report: Report, index: int = 0) -> str:
     g = report.groups[index]
     head = g.sections[0]
     return (" ".join(head.verdicts) + f" Intervals: 95 %, {CI_NAMES[report.ci]}, over pairs of runs matched on "
-            "seed, split and held-out domain; \"significant\" needs the interval to exclude 0 and the paired test "
+            f"{matched_on(g.runs)}; \"significant\" needs the interval to exclude 0 and the paired test "
             f"to give p < 0.05. Model selection: {head.title}.")
 
 
