@@ -4,9 +4,10 @@ README.md is parsed when the tests run (no copied snippets). The snippets share 
 standing for the user's clone (cwd), a private ``STYLECLS_CACHE`` holding the demo set, ``datasets/`` (the default
 data root) and ``../shared/data`` pointing at the real data subsets, and the user's own input files the snippets
 name (``photo.png``, ``photos/``, ``scans/``, ``cat.jpg``: demo images; ``resnet50-weights.pth``: a torchvision
-state dict). The quick start's training runs once, for real, in a session fixture; ``runs/<run>`` placeholders
-stand for the run folder it makes. A command is run unless ``SKIP`` says why not, so a new snippet that cannot
-run here fails until it is decided on.
+state dict; torchvision's ImageNet weights in a private ``TORCH_HOME``: random, there is no internet here). The
+quick start's training runs once, for real, in a session fixture; ``runs/<run>`` placeholders stand for the run
+folder it makes. A command is run unless ``SKIP`` says why not, so a new snippet that cannot run here fails until
+it is decided on.
 """
 
 from __future__ import annotations
@@ -118,6 +119,17 @@ def test_readme_has_a_quick_start_and_names_its_run() -> None:
     assert f"stylecls evaluate {QUICK_RUN}" in keys, "the quick start's next step should name the run it makes"
 
 
+def test_command_blocks_are_tagged_bash() -> None:
+    """An untagged block of commands would be left out of the test: tag it ```bash (or ```python)."""
+    untagged, fence = [], None
+    for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("```"):
+            fence = (line.strip(), number) if fence is None else None
+        elif fence is not None and fence[0] == "```" and re.match(r"(stylecls|pip|python|torchrun) ", line):
+            untagged.append(f"README line {number}: {line}")
+    assert not untagged, "commands in a block without a language:\n" + "\n".join(untagged)
+
+
 def test_every_skip_entry_still_matches_a_readme_command() -> None:
     keys = [c.key for c in all_commands()]
     stale = [p for p in (*SKIP, *EXIT_CODES, *NEEDS_DATA) if not any(re.match(p, k) for k in keys)]
@@ -140,7 +152,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> tup
         (root / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
         (clone / "datasets").symlink_to(SHARED_DATA, target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STYLECLS_", "HF_"))}
-    env |= {"STYLECLS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    env |= {"STYLECLS_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TORCH_HOME": str(root / "torch")}
     images = sorted((cache / "demo").glob("*/*/*.png"))[::400]  # four domains
     shutil.copy(images[0], clone / "photo.png")
     (clone / "photos").mkdir()
@@ -163,6 +175,19 @@ def _resnet50_weights(clone: Path) -> None:
     from torchvision.models import resnet50
 
     torch.save(resnet50().state_dict(), clone / "resnet50-weights.pth")
+
+
+def _imagenet_weights(text: str, torch_home: Path) -> None:
+    """Pre-fill torchvision's weights cache for `pretrained="imagenet"` (no internet here): random weights under the
+    real file name; torchvision loads a cached file without fetching it, so only the keys and shapes matter."""
+    import torch
+    from torchvision.models import get_model, get_model_weights
+
+    for arch in re.findall(r'build_model\(\s*"(\w+)"[^)]*pretrained="imagenet"', text):
+        target = torch_home / "hub" / "checkpoints" / Path(get_model_weights(arch).DEFAULT.url).name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(get_model(arch).state_dict(), target)
 
 
 def _run_bash(command: Command, clone: Path, env: dict[str, str]) -> None:
@@ -194,6 +219,7 @@ sys.exit(1 if runner.run(test).failed else 0)
 def _run_python(snippet: Snippet, clone: Path, env: dict[str, str]) -> None:
     if "resnet50-weights.pth" in snippet.text and not (clone / "resnet50-weights.pth").exists():
         _resnet50_weights(clone)
+    _imagenet_weights(snippet.text, Path(env["TORCH_HOME"]))
     if snippet.text.lstrip().startswith(">>>"):
         argv = [sys.executable, "-c", DOCTEST, f"README.md:{snippet.line}", str(snippet.line)]
     else:
