@@ -35,6 +35,7 @@ from stylecls.train.runtime import (
     select_device,
     versions,
 )  # fmt: skip
+from stylecls.train.sampler import DomainBalancedSampler
 
 
 def check_name(name: str) -> str:
@@ -108,6 +109,8 @@ def _start(spec: RunSpec, runtime: RuntimeOptions, folder: RunFolder, ddp: Dist)
         report = getattr(trainer.net, "load_report", None)
         if report is not None:
             console.print(f"  weights  {report.summary()}")
+        if isinstance(trainer.train_sampler, DomainBalancedSampler):
+            console.print(f"  batches  {trainer.train_sampler.per_batch()}")
         folder.write_record(RunRecord(
             name=folder.path.name, spec=spec, data=_summary(spec, data, trainer), runtime=record_runtime,
             versions=versions(), parameters=trainer.parameters, created=now(),
