@@ -218,3 +218,41 @@ def test_cli_writes_prints_and_refuses_missing_data(run: Path, monkeypatch, caps
     assert "missing" in capsys.readouterr().err
     assert code(run, "--kind", "texture") == 2
     assert code(run, "--strength", "2") == 2
+
+
+def test_example_shows_the_pair_style_test_draws(run: Path) -> None:
+    from stylecls.style_test.examples import example, example_decisions
+
+    ex = example(run, position=1, seed=0)
+    assert len(ex.images) == 7 and all(i.shape == (3, 16, 16) and i.dtype == torch.uint8 for i in ex.images.values())
+    rows = RunFolder(run).rows()
+    pair = draw_pairs(rows, rows[rows["part"] == "test"], seed=0).iloc[1]
+    assert ex.classes == {"A": rows.loc[pair["a"], "class_name"], "B": rows.loc[pair["b"], "class_name"]}
+    decisions = example_decisions(run, ex)
+    assert len(decisions) == 7 + 3 and set(decisions) <= set(RunFolder(run).classes)
+    with pytest.raises(StyleclsError, match="does not exist"):
+        example(run, position=99)
+
+
+def test_report_has_a_style_reliance_section_paired_over_seeds(tmp_path: Path) -> None:
+    from test_report import sweep
+
+    from stylecls.report import write_report
+    from stylecls.runfolder import find_run_folders
+    from stylecls.style_test.tables import write_outputs
+
+    root = sweep(tmp_path / "runs", blocks=("se", "srm"), seeds=(0, 1), domains=("sketch",))
+    for path in find_run_folders(root):
+        folder = RunFolder(path)
+        srm, seed = folder.spec().block == "srm", folder.spec().seed
+        base = {"kind": "amplitude-phase", "part": "test", "seed": 0, "n": 10}
+        amp = pd.DataFrame([{**base, "strength": s, "accuracy": 0.5, "follows_phase": 0.5, "follows_amplitude": 0.2,
+                             "phase_fraction": 0.6 + 0.2 * srm * s + 0.01 * seed} for s in (0.0, 1.0)])
+        write_outputs({"amplitude-phase": amp}, pd.DataFrame({"a": [0], "b": [1], "c": [2]}), folder.style_test_dir)
+    files = write_report([root], tmp_path / "r.html")
+    section = files.report.groups[0].sections[-1]
+    assert section.title == "style reliance" and section.stats[0].n == 2
+    assert section.stats[0].mean == pytest.approx(0.2)
+    assert section.verdicts[0].startswith("Style reliance (cue conflict, phase fraction): SRM − SE: +20.0 points")
+    assert any("paired_style-reliance" in str(png) for _, png in files.report.groups[0].figures)
+    assert "Cue conflict" in files.html.read_text()
