@@ -164,7 +164,11 @@ def _loggers(trainer: Trainer, runtime: RuntimeOptions) -> list[Any]:
         return []
     from stylecls.tensorboard import TensorBoardLogger
 
-    return [TensorBoardLogger(trainer.folder.path)] if _wants_tensorboard(runtime) else []
+    if not _wants_tensorboard(runtime):
+        return []
+    logger = TensorBoardLogger(trainer.folder.path)
+    console.print(f"  tensorboard  {logger.describe()}")
+    return [logger]
 
 
 def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
