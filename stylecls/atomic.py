@@ -11,6 +11,8 @@ import fcntl
 import json
 import os
 import tempfile
+import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,7 +23,10 @@ import torch
 
 from stylecls.errors import StyleclsError
 
-__all__ = ["atomic_write_bytes", "hold_lock", "load_checkpoint", "lock_held", "now", "save_checkpoint", "write_json"]
+__all__ = [
+    "atomic_write_bytes", "hold_lock", "load_checkpoint", "load_model_state", "lock_held", "now", "save_checkpoint",
+    "write_json",
+]  # fmt: skip
 
 LOCK = ".lock"
 
@@ -78,17 +83,46 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     path = Path(path)
     if not path.is_file():
         raise StyleclsError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        raise StyleclsError(f"cannot read checkpoint {path}: it is not a PyTorch checkpoint "
+                            "(damaged, truncated, or another kind of file)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols, asking to file an issue
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to unpickle means "unusable checkpoint"
-        # torch's message advises weights_only=False (running arbitrary code): keep only its first line's gist
+        # torch's message advises weights_only=False (running arbitrary code): never pass that advice on
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unpickler" in str(e):
+        if "weights_only" in str(e) or "Unpickler" in str(e) or "unpickl" in str(e).lower():
             why = "it holds objects other than tensors and plain values (not a stylecls checkpoint)"
         raise StyleclsError(f"cannot read checkpoint {path}: {why[:200]}") from None
     if not isinstance(state, dict):
         raise StyleclsError(f"{path} is not a stylecls checkpoint (expected a dict, got {type(state).__name__})")
     return state
+
+
+def load_model_state(model: torch.nn.Module, weights: Any, path: Path, expected: str = "") -> None:
+    """``model.load_state_dict(weights)``, or one line saying how the checkpoint at ``path`` differs.
+
+    torch's own message lists every key (a hundred lines for another architecture); this one counts them.
+    """
+    if not isinstance(weights, dict):
+        raise StyleclsError(f"{path} is not a stylecls checkpoint (no model weights in it)")
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [k for k in own if k in weights and getattr(weights[k], "shape", None) != own[k].shape]
+    if not (missing or unexpected or shapes):
+        try:
+            model.load_state_dict(weights)
+            return
+        except (RuntimeError, TypeError) as e:
+            raise StyleclsError(f"{path} does not fit {expected or 'the model'}: "
+                                f"{str(e).strip().splitlines()[-1][:160]}") from None
+    parts = [f"{len(keys)} {what} (e.g. {keys[0]})" for keys, what in
+             ((missing, "missing weights"), (unexpected, "unexpected weights"), (shapes, "weights of another shape"))
+             if keys]
+    raise StyleclsError(f"{path} does not fit {expected or 'the model'}: {'; '.join(parts)}")
 
 
 def now() -> str:

@@ -132,6 +132,12 @@ class RunSpec:
         registry="stylecls.models:FEATURE_AUGS", sweep="axis",
         axis_help="Style augmentation(s) to cross (none, mixstyle, efdmix, dsu), like blocks.",
     ))  # fmt: skip
+    # how training batches are drawn (stylecls.train.sampler): random | domain-balanced
+    sampler: str = field(default="random", metadata=setting(
+        "How training batches are drawn: random, or domain-balanced (every batch holds equal numbers of images "
+        "of each training domain; a remainder of batch-size / domains goes to domains drawn at random).",
+        choices=("random", "domain-balanced"),
+    ))  # fmt: skip
 
     def resolved(self) -> RunSpec:
         """Fill every unset field from the dataset's recipe and check every value (no data is read)."""
@@ -245,6 +251,9 @@ def resolve(spec_: RunSpec) -> RunSpec:
         bad.append(f"--val-domain {spec.val_domain} (must be a training domain: another than a given --test-domain)")
     if bad:
         raise StyleclsError("invalid settings: " + "; ".join(bad))
+    if spec.bn == "frozen" and spec.pretrained is None:
+        raise StyleclsError("--bn frozen keeps the backbone's pretrained BatchNorm statistics; it needs --pretrained "
+                            "(from scratch they would stay at their initial 0 and 1)")
     if spec.block_init != "paper":  # a start the block cannot make (a parameter-free gate) is refused before a run
         from stylecls.blocks import create_block
 

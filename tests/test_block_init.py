@@ -128,5 +128,8 @@ def test_frozen_bn_loads_plain_keys_and_refuses_unknown_modes(plain_weights) -> 
         build_model("resnet18", bn="fixed")
     with pytest.raises(StyleclsError, match="unknown bn 'fixed'; choose one of: frozen, train"):
         RunSpec(bn="fixed").resolved()
+    with pytest.raises(StyleclsError, match="--bn frozen .* needs --pretrained"):
+        RunSpec(bn="frozen").resolved()
+    assert RunSpec(bn="frozen", pretrained="imagenet").resolved().bn == "frozen"
     with pytest.raises(StyleclsError, match="unknown block init"):
         RunSpec(block_init="half").resolved()

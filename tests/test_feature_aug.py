@@ -225,7 +225,10 @@ def test_train_with_mixstyle_frozen_bn_and_identity_srm_rebuilds_the_same_model(
     from stylecls.runfolder import RunFolder
 
     torch.set_num_threads(1)
+    weights = tmp_path / "plain.pth"
+    torch.save(build_model("cifar_resnet20", num_classes=3).state_dict(), weights)
     args = ["train", "--block", "srm", "--feature-aug", "mixstyle", "--bn", "frozen", "--block-init", "identity",
+            "--pretrained", str(weights),
             "--epochs", "1", "--img-size", "16", "--batch-size", "16", "--limit-train", "32", "--limit-val", "16",
             "--warmup-epochs", "0", "--workers", "0", "--no-progress", "--out", str(tmp_path / "runs")]
     monkeypatch.setattr(sys, "argv", ["stylecls", *args])

@@ -11,7 +11,7 @@ import sys
 from rich.markup import escape
 
 # each module registers its commands on the app; the import order is their order in --help
-from stylecls.cli import data, data_get, export, models, predict, report, results, sweep, train  # noqa: F401, I001
+from stylecls.cli import data, data_get, export, models, predict, report, results, style_test, sweep, train  # noqa: F401, I001
 from stylecls.cli.app import app, err_console
 from stylecls.errors import StyleclsError
 

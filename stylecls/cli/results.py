@@ -148,11 +148,11 @@ def inspect_cmd(
     """What the blocks learned: SRM's mean-vs-std style weights, gate statistics by class and domain."""
     from rich.table import Table
 
-    from stylecls.inspect_model import inspect_run
+    from stylecls.inspect_model import DISTANCE_NOTE, inspect_run
 
     result = inspect_run(run, checkpoint, data_root, device, batch_size, workers)
     gates = result.gates
-    table = Table(title=f"{run}: per layer")
+    table = Table(title=f"{run}: per layer", caption=DISTANCE_NOTE, caption_justify="left")
     table.add_column("layer")
     if result.style_weights is not None:
         table.add_column("mean |w_μ|", justify="right")

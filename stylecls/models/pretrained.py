@@ -28,10 +28,10 @@ class LoadReport:
     def summary(self) -> str:
         parts = [f"loaded {len(self.loaded)} tensors from {self.source}"]
         if self.new:
-            blocks = sorted({k.split(".recalibration.")[0] for k in self.new if ".recalibration." in k})
+            units = sorted({k.split(".recalibration.")[0] for k in self.new if ".recalibration." in k})
             others = [k for k in self.new if ".recalibration." not in k]
-            if blocks:
-                parts.append(f"{len(self.new) - len(others)} new recalibration tensors in {len(blocks)} units")
+            if units:
+                parts.append(f"{len(self.new) - len(others)} new recalibration tensors in {len(units)} units")
             if others:
                 parts.append(f"new: {', '.join(others)}")
         if self.reinitialised:

@@ -49,6 +49,7 @@ class Section:
     stats: list[PairedStats]
     verdicts: list[str]
     notes: list[str] = field(default_factory=list)
+    measure: str = ""  # the column its pairings compare (an extra section's paired figure)
 
 
 @dataclass
@@ -129,12 +130,18 @@ def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title
     if lonely:
         unmatched = pd.concat(lonely, ignore_index=True)
         tables["unmatched"] = ("Runs without a partner in a comparison (left out of that comparison).", unmatched)
-    return Section(title, tables, pairings, stats, [verdict(s, ci, unit=unit) for s in stats])
+    return Section(title, tables, pairings, stats, [verdict(s, ci, unit=unit) for s in stats], measure=column)
 
 
 #: Extra sections per group: each gets the group's runs chosen by the headline selection, the axis and the interval
 #: method, and returns a :class:`Section` (or None to show nothing), e.g. via :func:`number_section`.
-EXTRA_SECTIONS: list[Callable[[pd.DataFrame, str, CiMethod], Section | None]] = []
+def _style_reliance(runs: pd.DataFrame, by: str, ci: CiMethod) -> Section | None:
+    from stylecls.style_test.reliance import style_reliance_section
+
+    return style_reliance_section(runs, by, ci)
+
+
+EXTRA_SECTIONS: list[Callable[[pd.DataFrame, str, CiMethod], Section | None]] = [_style_reliance]
 
 
 def _where(runs: pd.DataFrame) -> str:
@@ -148,7 +155,7 @@ def _selection_section(runs: pd.DataFrame, selection_runs: pd.DataFrame, method:
     where = _where(runs)
     what = f"{where.capitalize()} accuracy, {method.title}"
     section = number_section(chosen.runs.dropna(subset=[method.column]), method.column, by, ci, method.title, what)
-    trials = int(chosen.runs["trials"].max())
+    trials = int(chosen.runs["trials"].max()) if len(chosen.runs) else 0  # none chosen: nothing to choose by
     if "values" not in section.tables:
         section.notes = chosen.notes or section.notes
         return section, chosen.runs
@@ -216,12 +223,16 @@ def _group(head: dict[str, str], runs: pd.DataFrame, collection: Collection, by:
             headline = (section, chosen)
     g = GroupReport(title, runs, sections)
     section, chosen = headline or (sections[0], runs)
-    for extra in EXTRA_SECTIONS:
-        made = extra(chosen, by, ci)
-        if made is not None:
-            g.sections.append(made)
+    extras = [made for extra in EXTRA_SECTIONS if (made := extra(chosen, by, ci)) is not None]
+    g.sections += extras
     g.notes = [n for s in sections for n in s.notes]
     g.figures = _figures(chosen, section, by, ci, fig_dir / _slug(title))
+    for s in extras:  # one figure each: the paired differences of its (headline) number
+        if s.measure and any(len(p.pairs) for p in s.pairings):
+            path = figures.paired_differences(s.pairings, s.stats[: len(s.pairings)],
+                                              fig_dir / _slug(title) / f"paired_{_slug(s.title)}", s.measure, ci)
+            g.figures.append((f"{s.title.capitalize()}: paired differences of its first number, one point per pair, "
+                              "the mean and its 95 % interval.", path))
     g.details = _details(runs, by)
     return g
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from stylecls.atomic import atomic_write_bytes, hold_lock, load_checkpoint, lock_held, now, write_json
+from stylecls.atomic import atomic_write_bytes, hold_lock, load_checkpoint, load_model_state, lock_held, now, write_json
 from stylecls.errors import StyleclsError
 from stylecls.record import DONE, INTERRUPTED, NOT_STARTED, RUNNING, RunRecord, RunStatus
 from stylecls.runfolder.files import CHECKPOINTS, CONFIG, EPOCHS, EVAL, INSPECT, SPLIT, STATUS, STYLE_TEST, TENSORBOARD
@@ -261,14 +261,8 @@ class RunFolder:
         spec = self.spec()
         state = self.load_checkpoint(checkpoint, map_location="cpu")
         model = build_model_for_spec(spec, len(self.classes))
-        try:
-            model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise StyleclsError(
-                f"{self.checkpoint_path(checkpoint)} does not match the model in {self.config_path} "
-                f"({spec.arch} + {spec.block}): {first[:160]}"
-            ) from None
+        load_model_state(model, state.get("model"), self.checkpoint_path(checkpoint),
+                         f"the model in {self.config_path} ({spec.arch} + {spec.block})")
         return model.to(device).eval(), state
 
     def __repr__(self) -> str:

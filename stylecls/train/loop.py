@@ -10,9 +10,11 @@ calls (skip a step, stop for a signal) is all-reduced, so no rank waits for one 
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +22,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
-from stylecls.atomic import save_checkpoint
+from stylecls.atomic import load_model_state, save_checkpoint
 from stylecls.errors import StyleclsError
 from stylecls.record import RUNNING
 from stylecls.runfolder import RunFolder
@@ -101,7 +103,12 @@ class Trainer:
                 "(the last incomplete batch of an epoch is dropped); lower --batch-size"
             )
         self.train_sampler: Sampler | None = None
-        if ddp.enabled:
+        if spec.sampler == "domain-balanced":
+            from stylecls.train.sampler import DomainBalancedSampler
+
+            self.train_sampler = DomainBalancedSampler(data.part("train")["domain"].tolist(), self.batch_size,
+                                                       self.steps_per_epoch, spec.seed, ddp.rank, ddp.world_size)
+        elif ddp.enabled:
             from torch.utils.data.distributed import DistributedSampler
 
             self.train_sampler = DistributedSampler(
@@ -112,6 +119,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, spec, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp and self.amp_dtype == torch.float16)
         self.epoch = 0  # completed epochs
+        self.saved_epoch = 0  # the epoch last.pt holds (what a failed run's status reports)
         self.best_val_acc = -1.0
         self.best_epoch = 0
 
@@ -147,8 +155,11 @@ class Trainer:
             "block_options": dict(self.spec.block_options),
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["model"])
+    def load_state(self, state: dict[str, Any], path: Path) -> None:
+        """Continue from a checkpoint of this run; one line names the file when it is another model's."""
+        ours, theirs = f"{self.spec.arch} + {self.spec.block}", f"{state.get('arch')} + {state.get('block')}"
+        saved = "" if theirs == ours or "None" in theirs else f"; it was saved by a {theirs} run"
+        load_model_state(self.net, state.get("model"), path, f"this run's model ({ours}){saved}")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler") is not None and self.scaler.is_enabled():
@@ -156,11 +167,14 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.best_val_acc = float(state["best_val_acc"])
         self.best_epoch = int(state.get("best_epoch", 0))
+        self.saved_epoch = self.epoch
         set_rng_state(state["rng"])
 
     def save(self, which: str) -> None:
         if self.ddp.main:
             save_checkpoint(self.state(), self.folder.checkpoint_path(which))
+        if which == "last":
+            self.saved_epoch = self.epoch
 
     # -- helpers for the steps -------------------------------------------------------------------
 
@@ -227,7 +241,8 @@ def train_epoch(t: Trainer, epoch: int, stop: StopFlag, show_progress: bool) -> 
             if step % LOG_EVERY == 0 or step == t.steps_per_epoch:
                 total_loss, total_correct, total_seen = t.reduce(loss_sum, correct, seen)
                 if not math.isfinite(total_loss):
-                    raise NonFiniteLoss(nonfinite_message(t, epoch, step, total_loss))
+                    why = f"the training loss became {total_loss} by step {step}"
+                    raise NonFiniteLoss(nonfinite_message(t, epoch, why))
                 n_seen = max(total_seen, 1)
                 text = (f"loss {total_loss / n_seen:.4f} acc {100 * total_correct / n_seen:5.1f}% "
                         f"{total_seen / (time.perf_counter() - start):,.0f} img/s")
@@ -239,7 +254,7 @@ def train_epoch(t: Trainer, epoch: int, stop: StopFlag, show_progress: bool) -> 
     if total_seen == 0:
         raise StyleclsError(f"epoch {epoch}: every batch had fewer than {t.min_batch} readable images")
     if not math.isfinite(total_loss):
-        raise NonFiniteLoss(nonfinite_message(t, epoch, t.steps_per_epoch, total_loss))
+        raise NonFiniteLoss(nonfinite_message(t, epoch, f"the training loss became {total_loss}"))
     return {
         "train_loss": total_loss / total_seen,
         "train_objective": total_objective / total_seen,
@@ -304,13 +319,43 @@ def log_confusion(t: Trainer, loggers: list[Any]) -> None:
         logger.log_figure("confusion/val", figure, t.epoch)
 
 
-def nonfinite_message(t: Trainer, epoch: int, step: int, value: float) -> str:
-    kept = f"last.pt (epoch {t.epoch})" if t.epoch else "last.pt (the initial weights)"
+def nonfinite_message(t: Trainer, epoch: int, what: str) -> str:
+    """One line: what diverged, where, which checkpoint is kept, and what to change."""
+    kept = f"epoch {t.saved_epoch}" if t.saved_epoch else "the initial weights"
     return (
-        f"the training loss became {value} in epoch {epoch} (by step {step}); stopped. "
-        f"The last good checkpoint is kept: {t.folder.path / 'last.pt'} = {kept}. "
+        f"training diverged in epoch {epoch}: {what}; stopped. The last good checkpoint is kept: "
+        f"{t.folder.checkpoint_path('last')} ({kept}). "
         f"Lower --lr (now {t.spec.lr:g})" + (" or train without --amp" if t.amp else "") + " and start again"
     )
+
+
+def check_finite(t: Trainer, epoch: int, val_loss: float) -> None:
+    """Stop before an epoch's checkpoint when the weights or the validation loss are NaN or infinite.
+
+    The training loss can stay finite while the last steps' updates overflow the weights (``--lr 1e9``);
+    a checkpoint of such weights would evaluate to NaN outputs, so it is never written.
+    """
+    tensors = [p.detach() for p in t.net.parameters()] + [b for b in t.net.buffers() if b.is_floating_point()]
+    if not bool(torch.stack([torch.isfinite(x).all() for x in tensors]).all()):
+        raise NonFiniteLoss(nonfinite_message(t, epoch, "the model's weights became NaN or infinite"))
+    if not math.isfinite(val_loss):
+        raise NonFiniteLoss(nonfinite_message(t, epoch, f"the validation loss became {val_loss}"))
+
+
+def write_epoch(t: Trainer, row: dict[str, Any], best: bool) -> None:
+    """The epoch's row, then its checkpoints, then the status: the status names only a checkpoint that is
+    safely in place, and a full disk is one line (the previous checkpoints are kept by the atomic writes)."""
+    try:
+        t.folder.append_metrics(row)  # before the checkpoints: resume trims extras
+        if best:
+            t.save("best")
+        t.save("last")
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise StyleclsError(f"no space left on the device to write {e.filename or t.folder.path} after epoch "
+                            f"{t.epoch}; last.pt keeps epoch {t.saved_epoch}") from None
+    t.folder.set_status(RUNNING, epoch=t.epoch, best_epoch=t.best_epoch, best_val_acc=t.best_val_acc)
 
 
 def fit(t: Trainer, stop: StopFlag, show_progress: bool, loggers: list[Any]) -> None:
@@ -321,6 +366,7 @@ def fit(t: Trainer, stop: StopFlag, show_progress: bool, loggers: list[Any]) -> 
         start = time.perf_counter()
         train_metrics = train_epoch(t, epoch, stop, show_progress and t.ddp.main)
         val = evaluate_part(t, t.val_set, "val")
+        check_finite(t, epoch, val["val_loss"])
         every = spec.eval_test_every
         test = evaluate_part(t, t.test_set, "test") if every and (epoch % every == 0 or epoch == epochs) else {}
         t.epoch = epoch
@@ -340,11 +386,7 @@ def fit(t: Trainer, stop: StopFlag, show_progress: bool, loggers: list[Any]) -> 
             "skipped": train_metrics["skipped"] + val["skipped"] + test.get("skipped", 0),
         }
         if t.ddp.main:
-            t.folder.append_metrics(row)  # before the checkpoints: resume trims extras
-            if best:
-                t.save("best")
-            t.save("last")
-            t.folder.set_status(RUNNING, epoch=epoch, best_epoch=t.best_epoch, best_val_acc=t.best_val_acc)
+            write_epoch(t, row, best)
             print_epoch(row, epochs, best)
             for logger in loggers:
                 logger.log_epoch(epoch, row)

@@ -35,6 +35,7 @@ from stylecls.train.runtime import (
     select_device,
     versions,
 )  # fmt: skip
+from stylecls.train.sampler import DomainBalancedSampler
 
 
 def check_name(name: str) -> str:
@@ -108,6 +109,8 @@ def _start(spec: RunSpec, runtime: RuntimeOptions, folder: RunFolder, ddp: Dist)
         report = getattr(trainer.net, "load_report", None)
         if report is not None:
             console.print(f"  weights  {report.summary()}")
+        if isinstance(trainer.train_sampler, DomainBalancedSampler):
+            console.print(f"  batches  {trainer.train_sampler.per_batch()}")
         folder.write_record(RunRecord(
             name=folder.path.name, spec=spec, data=_summary(spec, data, trainer), runtime=record_runtime,
             versions=versions(), parameters=trainer.parameters, created=now(),
@@ -127,9 +130,10 @@ def _resume(folder: RunFolder, runtime: RuntimeOptions, ddp: Dist) -> Path:
     trainer = Trainer(spec, runtime, data, folder, ddp, device)
     state = folder.load_checkpoint("last")  # on the CPU: RNG states must stay CPU tensors
     try:
-        trainer.load_state(state)
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise StyleclsError(f"{folder.checkpoint_path('last')} does not fit this run's model: {e}") from None
+        trainer.load_state(state, folder.checkpoint_path("last"))
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        why = f"it holds no {e}" if isinstance(e, KeyError) else (str(e).strip() or type(e).__name__).splitlines()[0]
+        raise StyleclsError(f"{folder.checkpoint_path('last')} cannot resume this run: {why[:160]}") from None
     if trainer.epoch >= int(spec.epochs):  # type: ignore[arg-type]
         if ddp.main:
             if not folder.status().finished:  # stopped between the last checkpoint and the done marker
@@ -160,7 +164,11 @@ def _loggers(trainer: Trainer, runtime: RuntimeOptions) -> list[Any]:
         return []
     from stylecls.tensorboard import TensorBoardLogger
 
-    return [TensorBoardLogger(trainer.folder.path)] if _wants_tensorboard(runtime) else []
+    if not _wants_tensorboard(runtime):
+        return []
+    logger = TensorBoardLogger(trainer.folder.path)
+    console.print(f"  tensorboard  {logger.describe()}")
+    return [logger]
 
 
 def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
@@ -180,15 +188,16 @@ def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
     except (KeyboardInterrupt, Preempted) as e:
         if ddp.main:
             why = "Ctrl-C" if isinstance(e, KeyboardInterrupt) else str(e)
-            folder.set_status(INTERRUPTED, reason=why, epoch=trainer.epoch)
-            done = f"epoch {trainer.epoch}" if trainer.epoch else "the initial weights"
-            console.print(f"[yellow]interrupted ({why}) in epoch {trainer.epoch + 1}[/]: last.pt holds {done} "
-                          "(the unfinished epoch is not kept)")
+            _final_status(folder, INTERRUPTED, reason=why, epoch=trainer.saved_epoch)
+            done = f"epoch {trainer.saved_epoch}" if trainer.saved_epoch else "the initial weights"
+            console.print(f"[yellow]interrupted ({why}) in epoch {trainer.saved_epoch + 1}[/]: last.pt holds "
+                          f"{done} (the unfinished epoch is not kept)")
             console.print(f"resume with: stylecls train --resume {folder.path}")
         raise
     except BaseException as e:
         if ddp.main:
-            folder.set_status(FAILED, reason=f"{type(e).__name__}: {e}", epoch=trainer.epoch)
+            why = str(e) if isinstance(e, StyleclsError) else f"{type(e).__name__}: {e}"
+            _final_status(folder, FAILED, reason=why, epoch=trainer.saved_epoch)
         raise
     finally:
         for logger in loggers:
@@ -200,6 +209,15 @@ def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
         console.print(f"done: best val acc {100 * trainer.best_val_acc:.1f}% at epoch {trainer.best_epoch}; "
                       f"next: stylecls evaluate {folder.path}")
     return folder.path
+
+
+def _final_status(folder: RunFolder, state: str, **details: Any) -> None:
+    """Record how the run ended, unless that write fails too (a full disk): the error that ended the run
+    is the one to report, and the status keeps its last good epoch."""
+    try:
+        folder.set_status(state, **details)
+    except (StyleclsError, OSError) as e:
+        console.print(f"[yellow]note:[/] the run's status could not be updated to {state!r} ({e})")
 
 
 def _locked(folder: RunFolder, ddp: Dist) -> Any:

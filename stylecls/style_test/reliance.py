@@ -1,0 +1,75 @@
+"""The report's "style reliance" section: the style-test numbers per block, paired over seeds like accuracy.
+
+One number per run and test, read by :func:`~stylecls.style_test.style_summary` from ``RUN/style_test/`` at full
+strength (1): the headline is the cue-conflict phase fraction (decisions that follow the content among those that
+follow the content or the style image; its paired differences are the section's figure), then, with their own
+tables, the share of decisions that switch to the style image's label when its feature statistics are swapped in
+after each stage, and the agreement with the clean decision under greyscale and colour-histogram shifts.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from stylecls.report.build import Section, number_section
+from stylecls.report.stats import CiMethod
+from stylecls.style_test.tables import style_summary
+
+__all__ = ["NUMBERS", "style_numbers", "style_reliance_section"]
+
+TITLE = "style reliance"
+#: (kind, test, column of the summary, short name, words); test None: every test of the kind (its stages)
+NUMBERS = (
+    ("amplitude-phase", "amplitude", "content_fraction", "cue conflict, phase fraction",
+     "Cue conflict (A's Fourier phase, B's amplitude): share of the decisions following A or B that follow A's "
+     "content (higher: less reliance on style)"),
+    ("feature-stats", None, "follows_style", "AdaIN after {test}, switches to style",
+     "AdaIN of B's channel mean and std into A's features after {test}: share of decisions that switch to B's label "
+     "(higher: more reliance on feature statistics)"),
+    ("style-shift", "greyscale", "agreement", "greyscale agreement",
+     "Greyscale: agreement with the clean decision"),
+    ("style-shift", "histogram", "agreement", "colour-histogram agreement",
+     "Colour histogram of another image (another domain where there is one): agreement with the clean decision"),
+)  # fmt: skip
+
+
+def style_numbers(runs: pd.DataFrame, strength: float = 1.0) -> pd.DataFrame:
+    """One row per run (the ``run`` column holds its folder): a column per (kind, test, number) at ``strength``."""
+    out = []
+    for path in runs["run"]:
+        summary = style_summary(path)
+        at = summary[summary["strength"] == strength]
+        row = {"run": path}
+        for kind, test, column, _, _ in NUMBERS:
+            for r in at[(at["kind"] == kind) & ((at["test"] == test) if test else True)].itertuples():
+                row[f"{kind}|{r.test}|{column}"] = float(getattr(r, column))
+        out.append(row)
+    return pd.DataFrame(out).set_index("run")
+
+
+def style_reliance_section(runs: pd.DataFrame, by: str, ci: CiMethod) -> Section | None:
+    """The section for one comparison group (its runs chosen by the headline selection); None when no run of the
+    group has been style-tested (``stylecls style-test RUN``)."""
+    numbers = style_numbers(runs)
+    if numbers.empty or numbers.dropna(how="all").empty or not len(numbers.columns):
+        return None
+    section: Section | None = None
+    for key in numbers.columns:
+        kind, test, column = key.split("|")
+        short, what = next((n, w) for k, t, c, n, w in NUMBERS if k == kind and c == column and t in (None, test))
+        short, what = short.format(test=test), what.format(test=test)
+        values = runs.assign(style_number=numbers.loc[runs["run"], key].to_numpy())
+        part = number_section(values.dropna(subset=["style_number"]), "style_number", by, ci, TITLE, what)
+        tables = {f"{key}|{name}": t for name, t in part.tables.items()}
+        verdicts = [f"Style reliance ({short}): {v}" for v in part.verdicts]
+        if section is None:  # the headline: its pairs make the section's figure
+            section = part
+            section.tables, section.verdicts = tables, verdicts
+            continue
+        section.tables.update(tables)
+        section.verdicts += verdicts
+        section.notes += part.notes
+    if section is not None:
+        section.notes.append("style reliance: numbers at strength 1 from `stylecls style-test` (RUN/style_test/); "
+                             "runs without one are left out of these tables")
+    return section
