@@ -256,3 +256,37 @@ def test_report_has_a_style_reliance_section_paired_over_seeds(tmp_path: Path) -
     assert section.verdicts[0].startswith("Style reliance (cue conflict, phase fraction): SRM − SE: +20.0 points")
     assert any("paired_style-reliance" in str(png) for _, png in files.report.groups[0].figures)
     assert "Cue conflict" in files.html.read_text()
+
+
+@pytest.mark.slow
+def test_trained_demo_run_strength_0_is_evaluate_top1_through_the_cli(
+    demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The acceptance check on a trained run: CSVs with fractions in [0, 1], strength 0 = evaluate's top-1,
+    a rerun writes identical files."""
+    from stylecls.cli import main
+    from stylecls.spec import RunSpec, RuntimeOptions
+    from stylecls.train import train
+
+    path = train(RunSpec(dataset="demo", block="srm", arch="cifar_resnet20", epochs=1, img_size=32, batch_size=16,
+                         limit_train=32, limit_val=16), RuntimeOptions(workers=0, device="cpu", out=str(tmp_path),
+                                                                       progress=False))  # fmt: skip
+
+    def cli(*args: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["stylecls", *map(str, args)])
+        main()
+
+    cli("evaluate", path, "--device", "cpu", "--workers", "0")
+    top1 = RunFolder(path).evaluations.selected().metrics["top1"]
+    cli("style-test", path, "--device", "cpu", "--workers", "0", "--strength", "1")
+    out = RunFolder(path).style_test_dir
+    first = {p.name: p.read_bytes() for p in sorted(out.glob("*.csv"))}
+    assert {"amplitude-phase.csv", "feature-stats.csv", "style-shift.csv", "pairs.csv"} <= set(first)
+    for name in ("amplitude-phase.csv", "feature-stats.csv", "style-shift.csv"):
+        table = pd.read_csv(out / name)
+        assert table.loc[table["strength"] == 0, "accuracy"].tolist()[0] == pytest.approx(top1, abs=1e-6)
+        fractions = table.select_dtypes("number").drop(columns=["seed", "strength", "n"])
+        assert ((fractions >= 0) & (fractions <= 1) | fractions.isna()).all().all()
+    cli("style-test", path, "--device", "cpu", "--workers", "0", "--strength", "1", "--batch-size", "50")
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("*.csv"))} == first
+    assert "style-test took" in capsys.readouterr().out
