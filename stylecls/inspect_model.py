@@ -30,16 +30,22 @@ from torch import nn
 from stylecls.blocks import Recalibration, StyleRecalibration
 from stylecls.device import select_device
 from stylecls.errors import StyleclsError
-from stylecls.evaluate import predict
+from stylecls.evaluate import NonFiniteOutputs, predict
 from stylecls.plotting import figure
 from stylecls.runfolder import RunFolder
 
 __all__ = [
-    "GateStats", "InspectResult", "gate_statistics", "gated_blocks", "inspect_run", "plot_gates",
+    "DISTANCE_NOTE", "GateStats", "InspectResult", "gate_statistics", "gated_blocks", "inspect_run", "plot_gates",
     "plot_style_weights", "style_weights",
 ]  # fmt: skip
 
 BINS = 100
+#: what the "domain distance" of ``gates.csv``, the figures and ``stylecls inspect``'s table means
+DISTANCE_NOTE = (
+    "domain distance: the mean over a layer's channels of |the domain's average gate value - the average gate "
+    "value over all images|; 0 when the layer gates that domain's images like all others, larger where it "
+    "recalibrates them differently (the largest names the domain)"
+)
 
 
 @dataclass
@@ -201,10 +207,12 @@ def plot_style_weights(weights: pd.DataFrame, path: Path, title: str = "") -> Pa
     fig = figure(max(6.0, 0.5 * len(layers) + 2), 6.5)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     for offset, stat, colour in ((-0.2, "mean", "tab:blue"), (0.2, "std", "tab:orange")):
-        if avg[stat].notna().any():
-            ax1.bar(x + offset, avg[stat], 0.4, yerr=sd[stat], label=f"style {stat} ({'μ' if stat == 'mean' else 'σ'})",
+        if avg[stat].notna().any():  # |w| >= 0: the lower error bar stops at zero
+            err = np.vstack([np.minimum(sd[stat], avg[stat]), sd[stat]])
+            ax1.bar(x + offset, avg[stat], 0.4, yerr=err, label=f"style {stat} ({'μ' if stat == 'mean' else 'σ'})",
                     color=colour, capsize=2)
-    ax1.set_ylabel("mean |effective CFC weight|")
+    ax1.set_ylabel("mean |effective CFC weight|\n(bars: ±1 std over channels, ≥ 0)")
+    ax1.set_ylim(bottom=0)
     ax1.legend(fontsize=8)
     if avg["mean"].notna().all() and avg["std"].notna().all():
         prefer = (weights["std"].abs() > weights["mean"].abs()).groupby(weights["layer"], sort=False).mean()
@@ -236,8 +244,11 @@ def plot_gates(gates: pd.DataFrame, by: str, path: Path, title: str = "") -> Pat
             ax2.plot(x, dist.loc[g], marker="o", ms=3, label=g)
         ax1.set_ylabel("mean gate value")
         ax1.legend(fontsize=7, ncol=min(len(groups), 4))
-        ax2.set_ylabel(f"mean over channels of\n|{by} mean gate − overall mean gate|")
+        ax2.set_ylabel(f"{by} distance:\nmean over channels of\n|{by} mean gate − overall mean gate|")
         ax2.set_xticks(x, layers, rotation=60, ha="right", fontsize=8)
+        ax2.set_ylim(bottom=0)
+        ax2.set_title(f"0: the layer gates this {by}'s images like all others; larger: it recalibrates them "
+                      "differently", fontsize=8)
     else:  # many classes: a heatmap reads better than 47 lines
         fig = figure(max(6.0, 0.35 * len(layers) + 3), max(4.0, 0.18 * len(groups) + 2))
         ax = fig.subplots()
@@ -269,21 +280,26 @@ def inspect_run(
     block = spec.block
     if not gated_blocks(model):
         raise StyleclsError(f"{run.path} uses block {block!r}, which has no gates or style weights to inspect")
+    where = run.checkpoint_path(checkpoint)
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
+        raise StyleclsError(f"{where} holds NaN or infinite weights (its training diverged): there is nothing to "
+                            "inspect; retrain it with a lower --lr")
     rows = run.rows(data_root)
     rows = rows[rows["part"] != "train"]
-    classes = run.classes
+    name = f"{spec.arch} + {block} on {spec.dataset}"
+    weights = style_weights(model)
+    pixels = run.pixels()
+    try:  # every number first, then the files: a failure leaves no half-written inspect folder
+        gates = gate_statistics(model, rows, run.classes, pixels.img_size, dev, batch_size, workers, pixels=pixels)
+    except NonFiniteOutputs as e:
+        raise StyleclsError(f"{where}: {e}") from None
     out = run.inspect_dir
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
-    name = f"{spec.arch} + {block} on {spec.dataset}"
-
-    weights = style_weights(model)
     if weights is not None:
         weights.to_csv(out / "style_weights.csv", index=False)
         title = f"{name}: SRM style weights"
         files += [out / "style_weights.csv", plot_style_weights(weights, out / "style_weights.png", title)]
-    pixels = run.pixels()
-    gates = gate_statistics(model, rows, classes, pixels.img_size, dev, batch_size, workers, pixels=pixels)
     gates.to_csv(out / "gates.csv", index=False)
     files.append(out / "gates.csv")
     for by in ("domain", "class"):

@@ -132,6 +132,12 @@ class RunSpec:
         registry="stylecls.models:FEATURE_AUGS", sweep="axis",
         axis_help="Style augmentation(s) to cross (none, mixstyle, efdmix, dsu), like blocks.",
     ))  # fmt: skip
+    # how training batches are drawn (stylecls.train.sampler): random | domain-balanced
+    sampler: str = field(default="random", metadata=setting(
+        "How training batches are drawn: random, or domain-balanced (every batch holds equal numbers of images "
+        "of each training domain; a remainder of batch-size / domains goes to domains drawn at random).",
+        choices=("random", "domain-balanced"),
+    ))  # fmt: skip
 
     def resolved(self) -> RunSpec:
         """Fill every unset field from the dataset's recipe and check every value (no data is read)."""

@@ -10,7 +10,8 @@ loop owns one :class:`TensorBoardLogger` when ``--tensorboard`` (or ``STYLECLS_T
     logger.close()
 
 Scalar tags group a split's numbers under the metric: ``train_loss`` -> ``loss/train``,
-``val_acc`` -> ``acc/val``; other keys (``lr``, ``img_per_s``) keep their name.
+``val_acc`` -> ``acc/val``; other keys (``lr``, ``img_per_s``) keep their name. Accuracies are in
+percent, as the console prints them (metrics.csv keeps fractions).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 
 from stylecls.errors import StyleclsError
 
-__all__ = ["ENV", "TB_DIR", "TensorBoardLogger", "scalar_tag", "tensorboard_default"]
+__all__ = ["ENV", "TB_DIR", "TensorBoardLogger", "scalar_tag", "scalar_value", "tensorboard_default"]
 
 ENV = "STYLECLS_TENSORBOARD"
 TB_DIR = "tb"
@@ -54,6 +55,11 @@ def scalar_tag(key: str) -> str:
     return f"{metric}/{split}" if split in SPLITS and metric else key
 
 
+def scalar_value(key: str, value: float) -> float:
+    """Accuracies (``*_acc``) in percent, like the console; everything else as it is."""
+    return 100.0 * float(value) if key.endswith("_acc") else float(value)
+
+
 def _style_weights(model: nn.Module) -> dict[str, Any]:
     """Per SRM layer, its effective (BatchNorm-folded) CFC weights, one tensor per style feature."""
     from stylecls.blocks import StyleRecalibration
@@ -78,13 +84,17 @@ class TensorBoardLogger:
         self.log_dir = Path(run_dir) / TB_DIR
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
 
+    def describe(self) -> str:
+        """Where the event files go and how to look at them (a sweep's folder shows every run)."""
+        return f"events in {self.log_dir}/; view with: tensorboard --logdir {self.log_dir.parent.parent}"
+
     def log_epoch(self, epoch: int, row: dict[str, float]) -> None:
         """Every finite number of a metrics.csv row (losses, accuracies, lr, images/s, ...) at step ``epoch``."""
         for key, value in row.items():
             if key in NOT_SCALARS or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             if math.isfinite(value):
-                self.writer.add_scalar(scalar_tag(key), float(value), epoch)
+                self.writer.add_scalar(scalar_tag(key), scalar_value(key, value), epoch)
         self.writer.flush()
 
     def log_model(self, epoch: int, model: nn.Module) -> None:

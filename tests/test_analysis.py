@@ -224,3 +224,66 @@ def test_inspect_writes_files_for_srm_and_se(runs: dict[str, Path]) -> None:
 def test_inspect_refuses_a_model_without_gates(runs: dict[str, Path]) -> None:
     with pytest.raises(StyleclsError, match="no gates"):
         inspect_run(runs["none"], device="cpu")
+
+
+def _copy_with(run: Path, to: Path, change: object) -> Path:
+    """A copy of ``run`` whose best.pt has ``change(state_dict)`` applied."""
+    import shutil
+
+    from stylecls.atomic import save_checkpoint
+
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns("inspect"))
+    state = RunFolder(to).load_checkpoint("best")
+    change(state["model"])  # type: ignore[operator]
+    save_checkpoint(state, RunFolder(to).checkpoint_path("best"))
+    return to
+
+
+def test_inspect_on_a_diverged_run_is_one_line_and_writes_nothing(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stylecls.cli import main
+
+    nan = _copy_with(runs["srm"], tmp_path / "nan", lambda w: [v.fill_(float("nan")) for v in w.values()
+                                                               if v.is_floating_point()])
+    monkeypatch.setattr(sys, "argv", ["stylecls", "inspect", str(nan), "--device", "cpu", "--workers", "0"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.count("\n") == 0 and "Traceback" not in err
+    assert "best.pt holds NaN or infinite weights (its training diverged)" in err
+    # finite weights whose outputs are NaN (a negative running variance): named by its checkpoint, not "unreadable"
+    odd = _copy_with(runs["srm"], tmp_path / "odd", lambda w: w["bn1.running_var"].fill_(-1.0))
+    with pytest.raises(StyleclsError, match=r"odd/best\.pt: the model's outputs are not finite"):
+        inspect_run(odd, device="cpu", workers=0, batch_size=8)
+    assert not (nan / "inspect").exists() and not (odd / "inspect").exists()
+
+
+def test_style_weight_error_bars_never_go_below_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stylecls.inspect_model as inspect_model
+
+    figures = []
+    real = inspect_model.figure
+    monkeypatch.setattr(inspect_model, "figure", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    # |w| of [0, 0, 0, 1]: mean 0.25, std 0.5; a symmetric bar would reach -0.25
+    weights = pd.DataFrame({"layer": ["layer1.0"] * 4, "channel": range(4), "mean": [0, 0, 0, -1.0],
+                            "std": [0.1, 0.2, 0.1, 0.2]})
+    inspect_model.plot_style_weights(weights, tmp_path / "w.png")
+    ax = figures[0].axes[0]
+    assert ax.get_ylim()[0] == 0
+    lows = [seg[:, 1].min() for c in ax.containers if hasattr(c, "lines") for lc in c.lines[2]
+            for seg in lc.get_segments()]
+    assert lows and min(lows) == 0.0  # the mean bar's lower whisker stops at zero
+
+
+def test_inspect_explains_the_domain_distance(runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from stylecls.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    monkeypatch.setattr(sys, "argv", ["stylecls", "inspect", str(runs["se"]), "--device", "cpu", "--workers", "0"])
+    main()
+    out = " ".join(capsys.readouterr().out.split())
+    assert "largest domain distance" in out
+    assert "domain distance: the mean over a layer's channels of |the domain's average gate value - the average " \
+           "gate value over all images|" in out

@@ -43,6 +43,7 @@ def test_logger_writes_scalars_histograms_and_figures(tmp_path: Path) -> None:
     assert "epoch" not in tags["scalars"] and "bad" not in tags["scalars"] and "note" not in tags["scalars"]
     assert [e.step for e in events.Scalars("loss/train")] == [1, 2]
     assert events.Scalars("loss/train")[1].value == pytest.approx(0.5)
+    assert events.Scalars("acc/val")[0].value == pytest.approx(60.0)  # percent, as the console prints it
     srm_layers = [n for n, m in srm.named_modules() if type(m).__name__ == "StyleRecalibration"]
     assert sorted(tags["histograms"]) == sorted(f"style_weights/{n}/{f}" for n in srm_layers for f in ("mean", "std"))
     assert tags["images"] == ["eval/confusion"]
@@ -104,3 +105,22 @@ def test_training_with_tensorboard_writes_scalars_histograms_and_the_confusion_m
     assert [e.step for e in events.Scalars("acc/val")] == [1, 2]
     assert any(t.startswith("style_weights/") for t in tags["histograms"])
     assert "confusion/val" in tags["images"]
+
+
+@pytest.mark.slow
+def test_training_says_where_the_events_go_and_logs_accuracy_in_percent(
+    demo_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stylecls.runfolder import RunFolder
+    from stylecls.spec import RunSpec, RuntimeOptions
+    from stylecls.train import train
+
+    spec = RunSpec(img_size=16, batch_size=32, limit_train=64, limit_val=32, epochs=1, warmup_epochs=0)
+    run = train(spec, RuntimeOptions(out=str(tmp_path / "runs"), name="tb", workers=0, progress=False,
+                                     tensorboard=True))
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"tensorboard events in {run / 'tb'}/; view with: tensorboard --logdir {tmp_path / 'runs'}" in out
+    _, events = read_tags(run / "tb")
+    val_acc = RunFolder(run).metrics()["val_acc"].iloc[0]
+    assert events.Scalars("acc/val")[0].value == pytest.approx(100 * val_acc, abs=1e-3)
+    assert f"acc {100 * val_acc:.1f}%" in out  # the console line says the same number

@@ -148,11 +148,11 @@ def inspect_cmd(
     """What the blocks learned: SRM's mean-vs-std style weights, gate statistics by class and domain."""
     from rich.table import Table
 
-    from stylecls.inspect_model import inspect_run
+    from stylecls.inspect_model import DISTANCE_NOTE, inspect_run
 
     result = inspect_run(run, checkpoint, data_root, device, batch_size, workers)
     gates = result.gates
-    table = Table(title=f"{run}: per layer")
+    table = Table(title=f"{run}: per layer", caption=DISTANCE_NOTE, caption_justify="left")
     table.add_column("layer")
     if result.style_weights is not None:
         table.add_column("mean |w_μ|", justify="right")
@@ -172,4 +172,7 @@ def inspect_cmd(
         row += [f"{overall:.3f}", "" if far is None else f"{far['distance']:.4f} ({far['group']})"]
         table.add_row(*row)
     console.print(table)
+    console.print("largest domain distance: the domain whose mean gate vector is farthest from the mean over all "
+                  "images (mean absolute difference per channel); near 0 the layer gates every domain alike, large "
+                  "it recalibrates that domain differently.", style="dim", highlight=False)
     console.print(f"wrote {', '.join(p.name for p in result.files)} to {result.out_dir}/")

@@ -103,7 +103,12 @@ class Trainer:
                 "(the last incomplete batch of an epoch is dropped); lower --batch-size"
             )
         self.train_sampler: Sampler | None = None
-        if ddp.enabled:
+        if spec.sampler == "domain-balanced":
+            from stylecls.train.sampler import DomainBalancedSampler
+
+            self.train_sampler = DomainBalancedSampler(data.part("train")["domain"].tolist(), self.batch_size,
+                                                       self.steps_per_epoch, spec.seed, ddp.rank, ddp.world_size)
+        elif ddp.enabled:
             from torch.utils.data.distributed import DistributedSampler
 
             self.train_sampler = DistributedSampler(

@@ -44,6 +44,7 @@ def print_settings(spec: RunSpec, info: dict[str, Any], counts: dict[str, int], 
         f" wd {spec.weight_decay:g} ({'no decay for SRM' if spec.norm_bias_decay else 'no decay for SRM/BN/bias'}),"
         f" {spec.schedule} with {warmup}, label smoothing {spec.label_smoothing:g},"
         f" crops >= {spec.min_crop:g} of the area, seed {spec.seed}"
+        + (f", {spec.sampler} batches" if spec.sampler != "random" else "")
     )
     console.print(
         f"  device   {runtime['device']}{' x' + str(runtime['world_size']) if runtime['world_size'] > 1 else ''},"

@@ -35,6 +35,7 @@ from stylecls.train.runtime import (
     select_device,
     versions,
 )  # fmt: skip
+from stylecls.train.sampler import DomainBalancedSampler
 
 
 def check_name(name: str) -> str:
@@ -108,6 +109,8 @@ def _start(spec: RunSpec, runtime: RuntimeOptions, folder: RunFolder, ddp: Dist)
         report = getattr(trainer.net, "load_report", None)
         if report is not None:
             console.print(f"  weights  {report.summary()}")
+        if isinstance(trainer.train_sampler, DomainBalancedSampler):
+            console.print(f"  batches  {trainer.train_sampler.per_batch()}")
         folder.write_record(RunRecord(
             name=folder.path.name, spec=spec, data=_summary(spec, data, trainer), runtime=record_runtime,
             versions=versions(), parameters=trainer.parameters, created=now(),
@@ -161,7 +164,11 @@ def _loggers(trainer: Trainer, runtime: RuntimeOptions) -> list[Any]:
         return []
     from stylecls.tensorboard import TensorBoardLogger
 
-    return [TensorBoardLogger(trainer.folder.path)] if _wants_tensorboard(runtime) else []
+    if not _wants_tensorboard(runtime):
+        return []
+    logger = TensorBoardLogger(trainer.folder.path)
+    console.print(f"  tensorboard  {logger.describe()}")
+    return [logger]
 
 
 def _run(trainer: Trainer, runtime: RuntimeOptions) -> Path:
