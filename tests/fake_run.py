@@ -24,6 +24,7 @@ from stylecls.spec import RunSpec
 
 CLASSES = ["dots", "stripes", "waves"]
 DOMAINS = ["photo", "sketch"]
+README_RUN = "demo-cifar_resnet20-srm-s0"  # the run the README's snippets name (its quick start's run)
 
 
 def make_images(root: Path, per_cell: int = 4, size: int = 20) -> pd.DataFrame:

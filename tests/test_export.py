@@ -17,7 +17,7 @@ from stylecls.errors import StyleclsError
 from stylecls.export import TOLERANCE, export_model, export_run, read_metadata
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_run import CLASSES, make_run  # noqa: E402
+from fake_run import CLASSES, README_RUN, make_run  # noqa: E402
 
 HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 FORMATS = [pytest.param("onnx", marks=pytest.mark.skipif(not HAS_ONNX, reason="needs stylecls[export]")),
@@ -159,7 +159,7 @@ def test_the_metadata_alone_reproduces_stylecls_predict(
 
     from stylecls.data.pixels import Pixels
 
-    run = make_run(tmp_path / "runs" / "demo-srm", tmp_path / "data", block="srm")
+    run = make_run(tmp_path / "runs" / README_RUN, tmp_path / "data", block="srm")
     config = json.loads((run / "config.json").read_text())
     config["data"]["pixels"] = Pixels(16, pre_resize).to_dict()
     (run / "config.json").write_text(json.dumps(config))

@@ -22,7 +22,7 @@ from stylecls import cli
 from stylecls.errors import StyleclsError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_run import CLASSES, make_run  # noqa: E402
+from fake_run import CLASSES, README_RUN, make_run  # noqa: E402
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -124,7 +124,7 @@ def test_readme_api_snippet(demo_run: Path, tmp_path: Path, monkeypatch: pytest.
     block = re.search(r"## Python API.*?```python\n(.*?)```", text, re.S)
     assert block, "README has no '## Python API' section with a python block"
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "demo-srm").symlink_to(demo_run)
+    (tmp_path / "runs" / README_RUN).symlink_to(demo_run)
     shutil.copy(pd.read_csv(demo_run / "eval" / "predictions.csv")["path"][0], tmp_path / "photo.png")
     monkeypatch.chdir(tmp_path)
     test = doctest.DocTestParser().get_doctest(block.group(1), {}, "README", str(README), 0)
