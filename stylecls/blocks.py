@@ -20,8 +20,7 @@ from __future__ import annotations
 import inspect
 import math
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, cast
 
 import torch
@@ -35,20 +34,13 @@ __all__ = [
     "BLOCK_INITS",
     "ECA",
     "GatherExcite",
-    "PRESENTATION",
-    "Presentation",
-    "REFERENCE_BLOCK",
     "Recalibration",
     "SqueezeExcite",
     "StyleRecalibration",
     "add_recalibrated",
-    "block_differences",
     "block_factory",
-    "block_order",
     "create_block",
     "no_weight_decay_names",
-    "presentation",
-    "register_block",
     "style_pool",
 ]
 
@@ -325,6 +317,8 @@ def _identity(channels: int) -> nn.Module:
     return nn.Identity()
 
 
+#: name -> ``factory(channels, **options)``. How results show each block (label, order, differences) lives beside
+#: it in :mod:`stylecls.presentation` (:func:`~stylecls.presentation.register_block` adds both).
 BLOCKS: dict[str, Any] = {
     "none": _identity,
     "se": SqueezeExcite,
@@ -382,56 +376,3 @@ def no_weight_decay_names(model: nn.Module) -> set[str]:
             prefix = f"{mod_name}." if mod_name else ""
             names.update(prefix + p for p, _ in module.named_parameters())
     return names
-
-
-# --- How results present a block (tables, figures, verdicts); the one place that says it ----------------------
-
-
-@dataclass(frozen=True)
-class Presentation:
-    """How results show a block: ``label`` in tables, figures and sentences; ``rank`` orders the rows.
-
-    A difference is always *earlier − later* in this order, so the reference (``none``, ranked last) is the
-    one subtracted and a positive number means the block helps.
-    """
-
-    label: str
-    rank: int = 500
-
-
-#: The plain network every block is measured against; ranked last.
-REFERENCE_BLOCK = "none"
-PRESENTATION: dict[str, Presentation] = {
-    "srm": Presentation("SRM", 0),
-    "se": Presentation("SE", 10),
-    "ge": Presentation("GE", 20),
-    "eca": Presentation("ECA", 30),
-    REFERENCE_BLOCK: Presentation("none", 1_000),
-}
-
-
-def register_block(name: str, factory: Any, *, label: str | None = None, rank: int = 500) -> None:
-    """Add a block to :data:`BLOCKS` with how results show it (default: its name, after the presented blocks
-    and before the reference); every table and figure then shows it without being told."""
-    BLOCKS[name] = factory
-    PRESENTATION[name] = Presentation(label or name, rank)
-
-
-def presentation(name: str) -> Presentation:
-    """The block's :class:`Presentation`; a name without one (an unregistered or removed block) is shown as
-    itself and ranked before the reference, never after it."""
-    return PRESENTATION.get(str(name)) or Presentation(str(name))
-
-
-def block_order(names: Iterable[str]) -> list[str]:
-    """``names`` (once each) in presentation order: by rank, then by name."""
-    return sorted(set(map(str, names)), key=lambda n: (presentation(n).rank, n))
-
-
-def block_differences(names: Iterable[str]) -> list[tuple[str, str]]:
-    """The differences results show, each ``(first, second)`` read *first − second*: the first block in
-    :func:`block_order` against every other, and every block against the reference."""
-    order = block_order(names)
-    pairs = [(order[0], other) for other in order[1:]]
-    pairs += [(b, REFERENCE_BLOCK) for b in order[1:] if b != REFERENCE_BLOCK and REFERENCE_BLOCK in order]
-    return list(dict.fromkeys(pairs))

@@ -1,7 +1,8 @@
 """Comparing runs (``stylecls compare``): the unpaired table of the results stack in :mod:`stylecls.report`.
 
-One table per (dataset, protocol, arch), one row per block in presentation order, then the differences
-(first − second, :func:`stylecls.blocks.block_differences`). Single-domain runs (DTD, WikiArt) report
+One table per (dataset, protocol, backbone), one row per method (block, feature augmentation, IBN-Net-a, or a
+combination) in presentation order, then the differences (first − second,
+:func:`stylecls.presentation.method_differences`). Single-domain runs (DTD, WikiArt) report
 top-1/top-5/balanced accuracy/macro-F1 over seeds and DTD splits; leave-one-domain-out runs one column per held-out
 domain and their average (DomainBed's), and never average or subtract runs of different held-out domains. ± is the
 sample standard deviation (ddof=1); a single run has none. With a hyper-parameter search, each cell is the trial
@@ -22,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from stylecls.errors import StyleclsError
-from stylecls.report.pairing import BY, check_settings
+from stylecls.report.pairing import BY, DEFAULT_BY, check_settings
 from stylecls.report.runs import METRICS, TRIAL, LeftOut, collect, find_runs
 from stylecls.report.selection import select
 from stylecls.report.tables import markdown_table, summary_markdown, unpaired_summary
@@ -39,7 +40,7 @@ class Comparison:
     left_out: list[LeftOut]
 
 
-def comparison(paths: Iterable[str | Path], by: str = "block", skip_unevaluated: bool = False) -> Comparison:
+def comparison(paths: Iterable[str | Path], by: str = DEFAULT_BY, skip_unevaluated: bool = False) -> Comparison:
     """Collect, check, select (training-domain validation) and summarise the runs under ``paths``."""
     collection = collect(paths, skip_unevaluated)
     if collection.runs.empty:
@@ -50,7 +51,7 @@ def comparison(paths: Iterable[str | Path], by: str = "block", skip_unevaluated:
     markdown = summary_markdown(summary, by)
     if collection.runs[TRIAL].nunique() > 1:
         markdown += ("\nA hyper-parameter search: each cell is the trial chosen by training-domain validation per "
-                     "block, held-out domain / split and seed (`stylecls report --selection all` for the others).\n")
+                     f"{by}, held-out domain / split and seed (`stylecls report --selection all` for the others).\n")
     if collection.left_out:
         table = pd.DataFrame([{"run": r.run, "left out because": r.reason, "fix": r.fix} for r in collection.left_out])
         markdown += f"\n### Left out ({len(collection.left_out)} run folders)\n\n{markdown_table(table)}\n"
@@ -67,7 +68,7 @@ def write_comparison(result: Comparison, out: str | Path) -> Path:
 
 
 def compare(
-    paths: Iterable[str | Path], by: str = "block", out: str | Path | None = None, skip_unevaluated: bool = False
+    paths: Iterable[str | Path], by: str = DEFAULT_BY, out: str | Path | None = None, skip_unevaluated: bool = False
 ) -> tuple[pd.DataFrame, str, Path | None]:
     """:func:`comparison`, written into ``out`` when given: (summary, markdown, the folder written to)."""
     result = comparison(paths, by, skip_unevaluated)

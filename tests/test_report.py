@@ -152,7 +152,7 @@ def test_settings_beyond_the_axis_and_single_block_are_refused(tmp_path: Path) -
         check_comparable(collect([tmp_path / "a"]).runs)
     result_run(tmp_path / "b", "srm", 0, 0.5)
     result_run(tmp_path / "b", "srm", 1, 0.5)
-    with pytest.raises(StyleclsError, match=r"only one block \(srm\)"):
+    with pytest.raises(StyleclsError, match=r"only one method \(srm\)"):
         check_comparable(collect([tmp_path / "b"]).runs)
 
 
@@ -165,13 +165,13 @@ def test_a_block_registered_only_here_appears_correctly_in_every_table(
 ) -> None:
     """A new block shows up in compare, the report's tables, figures and verdicts, ranked before the reference
     (so every difference reads block − none, never none − block), with no list to edit."""
-    from stylecls import blocks
+    from stylecls import blocks, presentation
     from stylecls.compare import compare
 
     monkeypatch.setattr(blocks, "BLOCKS", dict(blocks.BLOCKS))
-    monkeypatch.setattr(blocks, "PRESENTATION", dict(blocks.PRESENTATION))
+    monkeypatch.setattr(presentation, "PRESENTATION", dict(presentation.PRESENTATION))
     if presented:
-        blocks.register_block("zeta", blocks.BLOCKS["se"], label="Zeta", rank=5)  # between SRM and SE
+        presentation.register_block("zeta", blocks.BLOCKS["se"], label="Zeta", rank=5)  # between SRM and SE
     else:
         blocks.BLOCKS["zeta"] = blocks.BLOCKS["se"]  # registered without a presentation: its name, before none
     zeta = "Zeta" if presented else "zeta"
@@ -183,10 +183,10 @@ def test_a_block_registered_only_here_appears_correctly_in_every_table(
     assert rows[4:] == [f"SRM − {order[1]}", f"SRM − {order[2]}", "SRM − none", *(f"{b} − none" for b in order[1:])]
     files = write_report([runs], tmp_path / "report.html")
     g = files.report.groups[0]
-    assert g.sections[0].tables["values"][1]["block"].tolist() == [*order, "none"]
+    assert g.sections[0].tables["values"][1]["method"].tolist() == [*order, "none"]
     assert [v.split(":")[0] for v in g.verdicts] == rows[4:]
     legend = pd.read_csv(g.figures[0][1].with_suffix(".csv"))
-    assert set(legend["block"]) == {"srm", "zeta", "se", "none"}
+    assert set(legend["method"]) == {"srm", "zeta", "se", "none"}
     assert "none − " not in files.html.read_text() and "none − " not in markdown
 
 
@@ -262,7 +262,7 @@ def test_oracle_is_reported_beside_the_selected_accuracy(tmp_path: Path) -> None
 def test_multi_domain_runs_are_shown_per_domain_of_the_test_part(tmp_path: Path) -> None:
     files = write_report([sweep(tmp_path / "runs", blocks=("se", "srm"), domains=(None,))], tmp_path / "r.html")
     table = files.report.groups[0].sections[0].tables["values"][1]
-    assert list(table.columns) == ["block", "photo", "sketch", "all runs"]
+    assert list(table.columns) == ["method", "photo", "sketch", "all runs"]
     assert table.iloc[0].tolist() == ["SRM", "55.5 ± 0.5 (n=2)", "35.5 ± 0.5 (n=2)", "45.5 ± 0.5 (n=2)"]
     data = pd.read_csv(files.report.groups[0].figures[0][1].with_suffix(".csv"))
     assert len(data) == 8 and set(data["where"]) == {"photo", "sketch"}
@@ -281,7 +281,7 @@ def test_cli_report_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sys, "argv", ["stylecls", "report", str(one)])
     with pytest.raises(SystemExit) as e:
         main()
-    assert e.value.code == 2 and "only one block" in capsys.readouterr().err
+    assert e.value.code == 2 and "only one method" in capsys.readouterr().err
     (tmp_path / "bare" / "r").mkdir(parents=True)
     write_result(tmp_path / "bare" / "r", {"seed": 0, "model": {}, "data": {}}, {})
     (tmp_path / "bare" / "r" / "eval" / "metrics.json").unlink()

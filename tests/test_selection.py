@@ -16,7 +16,8 @@ DOMAINS = ("art", "cartoon", "photo")  # training domains of the selection runs;
 
 def _row(block: str, trial: int, seed: int, top1: float, val: float, last: float, **kw: object) -> dict:
     return {"run": f"{block}-t{trial}-s{seed}-{kw.get('val_domain')}", "dataset": "pacs", "protocol": "lodo",
-            "arch": "cifar_resnet20", "block": block, "seed": seed, "split": None, "test_domain": "sketch",
+            "arch": "cifar_resnet20", "backbone": "cifar_resnet20", "block": block, "method": block, "seed": seed,
+            "split": None, "test_domain": "sketch",
             "trial": trial, "val_domain": None, "top1": top1, "domain_gap": math.nan, "val_score": val,
             "last_test": last, "settings": {}, **kw}
 
@@ -77,7 +78,7 @@ def test_runs_of_different_held_out_domains_are_never_averaged_or_subtracted() -
     runs = pd.DataFrame([_row("none", 0, 0, 0.30, 0.9, math.nan, test_domain="sketch"),
                          _row("srm", 0, 0, 0.90, 0.9, math.nan, test_domain="photo"),
                          _row("srm", 0, 0, 0.40, 0.9, math.nan, test_domain="sketch", run="srm-sketch")])
-    rows = unpaired_summary(runs).set_index(["block", "measure"])["mean"]
+    rows = unpaired_summary(runs).set_index(["method", "measure"])["mean"]
     assert rows[("srm", "top1@avg")] == pytest.approx(0.65) and ("none", "top1@avg") not in rows
     assert rows[("srm − none", "top1@sketch")] == pytest.approx(0.10)
     assert ("srm − none", "top1@avg") not in rows and ("srm − none", "top1@photo") not in rows

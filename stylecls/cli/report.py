@@ -1,4 +1,4 @@
-"""`stylecls report`: paired statistics, model selection, figures and a verdict for runs that differ by block."""
+"""`stylecls report`: paired statistics, model selection, figures and a verdict for runs that differ by method."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def report_cmd(
         None, "--out", help="The HTML file (default: report.html in the first folder of runs, else here); "
         "report.md and <name>_figures/ go beside it."
     ),
-    by: str = typer.Option("block", "--by", help="The compared axis: block or arch."),
+    by: str = typer.Option(
+        "method", "--by", help="The compared axis: method (block, feature augmentation and IBN-Net-a, each on the "
+        "same backbone; combinations are methods of their own), block, or arch."
+    ),
     ci: str = typer.Option(
         "auto", "--ci", help="Interval the verdict uses: auto (t below 6 pairs, else bootstrap), bootstrap or t; "
         "both are tabled."

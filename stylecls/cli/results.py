@@ -108,7 +108,10 @@ def print_left_out(left_out: Sequence[LeftOut]) -> None:
 @app.command("compare")
 def compare_cmd(
     paths: list[Path] = typer.Argument(..., help="Run folders, or folders holding runs."),
-    by: str = typer.Option("block", "--by", help="What the rows of each table compare: block or arch."),
+    by: str = typer.Option(
+        "method", "--by", help="What the rows of each table compare: method (block, feature augmentation and "
+        "IBN-Net-a, each on the same backbone), block, or arch."
+    ),
     fmt: str = typer.Option("md", "--format", help="What to print: md (tables) or csv."),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Where comparison.md/.csv go (default: the first folder of runs, else the current folder)."

@@ -17,14 +17,15 @@ batch). Randomness comes from torch's global generator, which a run's checkpoint
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from stylecls.errors import unknown_name
 
-__all__ = ["DSU", "EFDMix", "FEATURE_AUGS", "MixStyle", "dsu", "efdmix", "feature_aug_factory", "mixstyle",
-           "set_domains"]
+__all__ = ["DSU", "EFDMix", "FEATURE_AUGS", "MixStyle", "dsu", "efdmix", "feature_aug_factory", "feature_aug_label",
+           "mixstyle", "set_domains"]
 
 
 def instance_stats(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -69,7 +70,11 @@ def dsu(x: Tensor, noise_mean: Tensor, noise_std: Tensor, eps: float = 1e-6) -> 
 
 
 class _FeatureAug(nn.Module):
-    """Training only, with probability ``p`` per batch of two or more images; the identity otherwise."""
+    """Training only, with probability ``p`` per batch of two or more images; the identity otherwise.
+
+    ``label``: how results name the augmentation (tables, figures, the method axis of reports)."""
+
+    label: ClassVar[str] = ""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -121,6 +126,8 @@ class _Mixing(_FeatureAug):
 class MixStyle(_Mixing):
     """MixStyle (p = 0.5, α = 0.1, the paper's defaults): :func:`mixstyle` with drawn λ and partners."""
 
+    label = "MixStyle"
+
     def __init__(self, p: float = 0.5, alpha: float = 0.1, mix: str = "random", eps: float = 1e-6) -> None:
         super().__init__(p, alpha, mix)
         self.eps = eps
@@ -132,12 +139,16 @@ class MixStyle(_Mixing):
 class EFDMix(_Mixing):
     """EFDMix (p = 0.5, α = 0.1 as the paper's MixStyle-style setting): :func:`efdmix`."""
 
+    label = "EFDMix"
+
     def augment(self, x: Tensor) -> Tensor:
         return efdmix(x, *self.draw(x))
 
 
 class DSU(_FeatureAug):
     """DSU (p = 0.5): :func:`dsu` with fresh standard-normal draws per image and channel."""
+
+    label = "DSU"
 
     def __init__(self, p: float = 0.5, eps: float = 1e-6) -> None:
         super().__init__(p)
@@ -155,6 +166,11 @@ FEATURE_AUGS: dict[str, Callable[[], nn.Module]] = {
     "efdmix": EFDMix,
     "dsu": DSU,
 }
+
+
+def feature_aug_label(name: str) -> str:
+    """How results name feature augmentation ``name``: its class's ``label``, else the name itself."""
+    return getattr(FEATURE_AUGS.get(name), "label", "") or name
 
 
 def feature_aug_factory(name: str = "none") -> Callable[[], nn.Module]:

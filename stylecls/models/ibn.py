@@ -19,7 +19,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["IBN", "ibn_factory"]
+__all__ = ["IBN", "IBN_LABEL", "IBN_SUFFIX", "ibn_factory", "split_ibn"]
+
+#: An IBN-Net-a backbone is its plain ResNet's name plus this suffix (``resnet18_ibn_a``).
+IBN_SUFFIX = "_ibn_a"
+#: How results name it (the method axis of reports).
+IBN_LABEL = "IBN-Net-a"
+
+
+def split_ibn(arch: str) -> tuple[str, bool]:
+    """(the plain backbone, whether ``arch`` is its IBN-Net-a variant): ``resnet18_ibn_a`` -> (resnet18, True)."""
+    return (arch.removesuffix(IBN_SUFFIX), True) if arch.endswith(IBN_SUFFIX) else (arch, False)
 
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")
 

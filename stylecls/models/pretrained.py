@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from stylecls.errors import StyleclsError
+from stylecls.models.ibn import split_ibn
 
 
 @dataclass
@@ -41,7 +42,7 @@ class LoadReport:
 
 def torchvision_arch(arch: str) -> str:
     """The torchvision model whose ImageNet weights fit ``arch`` (IBN-Net-a variants: the plain ResNet's)."""
-    return arch.removesuffix("_ibn_a")
+    return split_ibn(arch)[0]
 
 
 def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:

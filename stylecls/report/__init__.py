@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stylecls.report.build import Report, analyse
+from stylecls.report.pairing import DEFAULT_BY
 from stylecls.report.render import render_html, render_latex, render_markdown
 from stylecls.report.stats import CiMethod
 
@@ -31,7 +32,7 @@ class ReportFiles:
 
 
 def write_report(
-    paths: Iterable[str | Path], out: str | Path = "report.html", by: str = "block", ci: CiMethod = "auto",
+    paths: Iterable[str | Path], out: str | Path = "report.html", by: str = DEFAULT_BY, ci: CiMethod = "auto",
     selections: Sequence[str] = ("training-domain",), latex: str | Path | None = None, skip_unevaluated: bool = False,
 ) -> ReportFiles:
     """Write ``out`` (self-contained HTML), the markdown beside it (``.md``), ``<stem>_figures/`` (PNG + CSV) and,

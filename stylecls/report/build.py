@@ -1,8 +1,8 @@
 """From run folders to the numbers, tables and figures of a report (rendered by :mod:`stylecls.report.render`).
 
-Per comparison group (dataset, protocol, arch) and per model-selection method (:mod:`~stylecls.report.selection`):
-the DomainBed table (blocks × held-out domains and their average, mean ± standard error over seeds), the paired
-differences of the blocks with both 95 % intervals and the paired test, and the verdict sentences; then the
+Per comparison group (dataset, protocol, backbone) and per model-selection method (:mod:`~stylecls.report.selection`):
+the DomainBed table (methods × held-out domains and their average, mean ± standard error over seeds), the paired
+differences of the methods with both 95 % intervals and the paired test, and the verdict sentences; then the
 figures of the headline method (training-domain validation unless it was not asked for; never the oracle).
 :func:`number_section` is the same treatment for any one number per run (the style lane's style reliance).
 """
@@ -20,6 +20,7 @@ import pandas as pd
 from stylecls.report import figures
 from stylecls.report.pairing import (
     BY,
+    DEFAULT_BY,
     Pairing,
     axis_differences,
     axis_values,
@@ -257,7 +258,7 @@ def _figures(runs: pd.DataFrame, section: Section, by: str, ci: CiMethod, out: P
     return made
 
 
-def analyse(paths: Iterable[str | Path], fig_dir: Path, by: str = "block", ci: CiMethod = "auto",
+def analyse(paths: Iterable[str | Path], fig_dir: Path, by: str = DEFAULT_BY, ci: CiMethod = "auto",
             selections: Sequence[str] = ("training-domain",), skip_unevaluated: bool = False) -> Report:
     """Read, check, select, pair and summarise the runs under ``paths``; figures go under ``fig_dir``."""
     if ci not in CI_NAMES:

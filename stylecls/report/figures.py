@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from stylecls.plotting import figure
-from stylecls.report.pairing import Pairing, axis_values
+from stylecls.report.pairing import DEFAULT_BY, Pairing, axis_values
 from stylecls.report.runs import confusion, epoch_metrics, per_class_accuracy
 from stylecls.report.stats import CiMethod, PairedStats, display_name
 
@@ -39,7 +39,7 @@ def _save(fig: object, data: pd.DataFrame, path: Path) -> Path:
     return path.with_suffix(".png")
 
 
-def accuracy_by_part(xlabel: str, data: pd.DataFrame, path: Path, by: str = "block",
+def accuracy_by_part(xlabel: str, data: pd.DataFrame, path: Path, by: str = DEFAULT_BY,
                      label: str = "top-1 accuracy (%)") -> Path:
     """Accuracy per place (held-out domain, split or domain; ``data``: run, ``by``, where, accuracy as fractions):
     mean ± sample std per axis value as error bars, each run a point."""
@@ -104,7 +104,7 @@ def paired_differences(pairings: Sequence[Pairing], stats: Sequence[PairedStats]
     return _save(fig, data, path)
 
 
-def training_curves(frame: pd.DataFrame, path: Path, by: str = "block") -> Path:
+def training_curves(frame: pd.DataFrame, path: Path, by: str = DEFAULT_BY) -> Path:
     """Train/val loss and accuracy per epoch of every run (``metrics.csv``), one colour per axis value."""
     values = axis_values(frame, by)
     tables = []

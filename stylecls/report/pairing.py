@@ -1,10 +1,12 @@
 """Grouping runs into comparisons, and matching runs that differ only by the compared axis into pairs.
 
-A comparison group is one (dataset, protocol, other axis); its axis values (blocks, by default) are ordered and
-differenced as :func:`stylecls.blocks.block_order` / :func:`~stylecls.blocks.block_differences` say (first −
-second). Two runs form a pair when they agree on the group, seed, DTD split and held-out domain, and differ by the
-axis. Runs without a partner are listed and left out, never paired by position. Runs whose settings differ beyond
-seed, split, held-out domain and trial are refused, naming the setting (:func:`check_settings`).
+A comparison group is one (dataset, protocol, backbone) for the default axis, the *method* (block, feature
+augmentation, IBN-Net-a: :mod:`stylecls.presentation`), or (dataset, protocol, the other axis) for ``--by block`` /
+``--by arch``; its axis values are ordered and differenced as :func:`stylecls.presentation.method_order` /
+:func:`~stylecls.presentation.method_differences` say (first − second; blocks alone: the block order). Two runs
+form a pair when they agree on the group, seed, DTD split and held-out domain, and differ by the axis. Runs
+without a partner are listed and left out, never paired by position. Runs whose settings differ beyond seed,
+split, held-out domain and trial are refused, naming the setting (:func:`check_settings`).
 """
 
 from __future__ import annotations
@@ -15,18 +17,28 @@ from itertools import combinations
 
 import pandas as pd
 
-from stylecls.blocks import block_differences, block_order
 from stylecls.errors import StyleclsError, unknown_name
+from stylecls.presentation import method_differences, method_order
 from stylecls.report.runs import TRIAL
 
 __all__ = [
-    "BY", "GROUP", "PAIR_KEYS", "Pairing", "axis_differences", "axis_values", "check_comparable", "check_settings",
-    "group_keys", "group_title", "groups", "matched_on", "pair_runs",
+    "BY", "DEFAULT_BY", "GROUP", "PAIR_KEYS", "Pairing", "axis_differences", "axis_values", "check_comparable",
+    "check_settings", "group_keys", "group_title", "groups", "matched_on", "pair_runs",
 ]  # fmt: skip
 
 #: ``--by``: the settings that make a column (they may differ across columns, not within one).
-BY = {"block": ("spec.block", "spec.block_options"), "arch": ("spec.arch",)}
-GROUP = ("dataset", "protocol", "arch", "block")
+BY = {
+    "method": ("spec.block", "spec.block_options", "spec.feature_aug", "spec.arch"),
+    "block": ("spec.block", "spec.block_options"),
+    "arch": ("spec.arch",),
+}
+DEFAULT_BY = "method"
+#: ``--by``: the columns that make one comparison group (``backbone``: the arch without its IBN-Net-a suffix).
+GROUP = {
+    "method": ("dataset", "protocol", "backbone"),
+    "block": ("dataset", "protocol", "arch"),
+    "arch": ("dataset", "protocol", "block"),
+}
 #: What identifies a run's partner (besides the group): the same seed, DTD split and held-out domain.
 PAIR_KEYS = ("seed", "split", "test_domain")
 
@@ -46,14 +58,14 @@ class Pairing:
 
 
 def group_keys(by: str) -> list[str]:
-    """The columns that make one comparison group: dataset, protocol and the other axis."""
+    """The columns that make one comparison group (:data:`GROUP`)."""
     if by not in BY:
         raise unknown_name("--by", by, BY)
-    return [g for g in GROUP if g != by]
+    return list(GROUP[by])
 
 
-def groups(frame: pd.DataFrame, by: str = "block") -> list[tuple[dict[str, str], pd.DataFrame]]:
-    """The comparison groups of ``frame`` (one per dataset/protocol/arch), each with its header values."""
+def groups(frame: pd.DataFrame, by: str = DEFAULT_BY) -> list[tuple[dict[str, str], pd.DataFrame]]:
+    """The comparison groups of ``frame`` (:data:`GROUP`), each with its header values."""
     keys = group_keys(by)
     return [(dict(zip(keys, key, strict=True)), g) for key, g in frame.groupby(keys, sort=True, dropna=False)]
 
@@ -62,20 +74,22 @@ def group_title(head: dict[str, str]) -> str:
     return " · ".join(f"{k} {v}" for k, v in head.items() if isinstance(v, str) and v)
 
 
-def axis_values(frame: pd.DataFrame | Iterable[str], by: str = "block") -> list[str]:
-    """The axis values present, in presentation order (blocks: :func:`~stylecls.blocks.block_order`)."""
+def axis_values(frame: pd.DataFrame | Iterable[str], by: str = DEFAULT_BY) -> list[str]:
+    """The axis values present, in presentation order (methods and blocks: :func:`~stylecls.presentation.method_order`;
+    archs by name)."""
     present = set((frame[by] if isinstance(frame, pd.DataFrame) else pd.Series(list(frame))).astype(str))
-    return block_order(present) if by == "block" else sorted(present)
+    return sorted(present) if by == "arch" else method_order(present)
 
 
-def axis_differences(values: Sequence[str], by: str = "block") -> list[tuple[str, str]]:
-    """The differences to show, each read first − second (blocks: :func:`~stylecls.blocks.block_differences`)."""
+def axis_differences(values: Sequence[str], by: str = DEFAULT_BY) -> list[tuple[str, str]]:
+    """The differences to show, each read first − second (methods and blocks:
+    :func:`~stylecls.presentation.method_differences`; archs: every pair)."""
     if len(values) < 2:
         return []
-    return block_differences(values) if by == "block" else list(combinations(axis_values(values, by), 2))
+    return list(combinations(axis_values(values, by), 2)) if by == "arch" else method_differences(values)
 
 
-def check_settings(frame: pd.DataFrame, by: str = "block") -> None:
+def check_settings(frame: pd.DataFrame, by: str = DEFAULT_BY) -> None:
     """Refuse to average or pair runs whose settings differ other than by seed, split, held-out domain and trial.
 
     Inside one cell (same group, axis value and trial) everything else must agree and no experiment may appear
@@ -84,12 +98,12 @@ def check_settings(frame: pd.DataFrame, by: str = "block") -> None:
     keys = group_keys(by)
     for _, table in frame.groupby([*keys, TRIAL], sort=False, dropna=False):
         for _, cell in table.groupby(by, sort=False):
-            _same(cell, ignore=())
+            _same(cell, ignore=(), by=by)
             _no_duplicates(cell)
-        _same(table, ignore=BY[by])
+        _same(table, ignore=BY[by], by=by)
 
 
-def _same(runs: pd.DataFrame, ignore: Sequence[str]) -> None:
+def _same(runs: pd.DataFrame, ignore: Sequence[str], by: str) -> None:
     keys = sorted(set().union(*(s.keys() for s in runs["settings"])) - set(ignore))
     for key in keys:
         values: dict[str, list[str]] = {}
@@ -97,9 +111,11 @@ def _same(runs: pd.DataFrame, ignore: Sequence[str]) -> None:
             values.setdefault(s.get(key, "(unset)"), []).append(run)
         if len(values) > 1:
             shown = "; ".join(f"{v} in {', '.join(r[:2])}{' ...' if len(r) > 2 else ''}" for v, r in values.items())
+            hint = (f"; they differ by method (block, feature augmentation, IBN-Net-a): compare them --by {DEFAULT_BY}"
+                    if by != DEFAULT_BY and key in BY[DEFAULT_BY] else "; compare these runs separately")
             raise StyleclsError(
                 f"cannot average runs whose setting {key} differs: {shown}. Only seed, split, held-out domain and "
-                f"trial may differ; compare these runs separately"
+                f"trial may differ{hint}"
             )
 
 
@@ -113,7 +129,7 @@ def _no_duplicates(cell: pd.DataFrame) -> None:
         )
 
 
-def check_comparable(frame: pd.DataFrame, by: str = "block") -> None:
+def check_comparable(frame: pd.DataFrame, by: str = DEFAULT_BY) -> None:
     """Refuse input that cannot be paired: no runs, settings that differ beyond the axis, one axis value only."""
     if frame.empty:
         raise StyleclsError("no evaluated runs to report on; run `stylecls evaluate RUN` on each run first")
@@ -143,7 +159,7 @@ def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return keys.where(keys.notna(), "").astype(str)
 
 
-def pair_runs(frame: pd.DataFrame, a: str, b: str, by: str = "block") -> Pairing:
+def pair_runs(frame: pd.DataFrame, a: str, b: str, by: str = DEFAULT_BY) -> Pairing:
     """Match the runs of ``a`` with those of ``b`` inside one group (see :func:`groups`) on :data:`PAIR_KEYS`."""
     keyed = pd.concat([_key_frame(frame).add_prefix("key_"), frame], axis=1)
     key_cols = [f"key_{k}" for k in PAIR_KEYS]

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from stylecls.errors import StyleclsError
+from stylecls.models.ibn import split_ibn
+from stylecls.presentation import method_of
 from stylecls.record import EvaluationRecord, RunRecord
 from stylecls.runfolder import RunFolder, UnusableEvaluation, find_run_folders, is_run_folder
 
@@ -117,7 +119,8 @@ def _at_epoch(epochs: pd.DataFrame, column: str, epoch: int | None) -> float:
 
 
 def read_run(folder: RunFolder) -> dict[str, Any]:
-    """One row: what the run is, its selected evaluation, the validation accuracy its checkpoint was chosen by
+    """One row: what the run is (its ``method``, :func:`~stylecls.presentation.method_of`, on its ``backbone``, the
+    arch without IBN-Net-a), its selected evaluation, the validation accuracy its checkpoint was chosen by
     (``val_score``), its held-out accuracy at the last epoch (``last_test``, ``--eval-test-every``), its settings.
 
     Raises :class:`~stylecls.runfolder.UnusableEvaluation` for a run without a usable result, :class:`StyleclsError`
@@ -131,7 +134,8 @@ def read_run(folder: RunFolder) -> dict[str, Any]:
     spec = record.spec
     return {
         "run": str(folder.path), "dataset": spec.dataset, "protocol": record.data.protocol or spec.protocol,
-        "arch": spec.arch, "block": spec.block, "seed": spec.seed, "split": spec.split,
+        "arch": spec.arch, "backbone": spec.arch and split_ibn(spec.arch)[0], "block": spec.block,
+        "method": method_of(spec).key, "seed": spec.seed, "split": spec.split,
         "test_domain": spec.test_domain, TRIAL: spec.trial, VAL_DOMAIN: spec.val_domain,
         **{m: _number(metrics, m) for m in METRICS}, "domain_gap": _number(metrics, "domain_gap"),
         "val_score": _at_epoch(epochs, "val_acc", evaluation.epoch),
@@ -168,8 +172,8 @@ def collect(paths: Iterable[str | Path], skip_unevaluated: bool = False) -> Coll
     return Collection(frame[~selection].reset_index(drop=True), frame[selection].reset_index(drop=True), left_out)
 
 
-_COLUMNS = ["run", "dataset", "protocol", "arch", "block", "seed", "split", "test_domain", TRIAL, VAL_DOMAIN,
-            *METRICS, "domain_gap", "val_score", "last_test", "settings", "versions"]  # fmt: skip
+_COLUMNS = ["run", "dataset", "protocol", "arch", "backbone", "block", "method", "seed", "split", "test_domain", TRIAL,
+            VAL_DOMAIN, *METRICS, "domain_gap", "val_score", "last_test", "settings", "versions"]  # fmt: skip
 
 
 def epoch_metrics(run: str | Path) -> pd.DataFrame:

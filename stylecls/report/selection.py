@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from stylecls.report.pairing import PAIR_KEYS, group_keys
+from stylecls.report.pairing import DEFAULT_BY, PAIR_KEYS, group_keys
 from stylecls.report.runs import TRIAL, VAL_DOMAIN
 
 __all__ = ["METHODS", "Method", "Selection", "select"]
@@ -76,7 +76,7 @@ def _lodo_scores(selection_runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     return per_trial["score"].where(per_trial["domains"] == expected)
 
 
-def select(runs: pd.DataFrame, selection_runs: pd.DataFrame, method: str, by: str = "block") -> Selection:
+def select(runs: pd.DataFrame, selection_runs: pd.DataFrame, method: str, by: str = DEFAULT_BY) -> Selection:
     """The runs ``method`` chooses (see the module docstring)."""
     chosen = METHODS[method]
     keys = [*group_keys(by), by, *PAIR_KEYS]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as sps
 
-from stylecls.blocks import presentation
+from stylecls.presentation import method_label
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CONFIDENCE", "WILCOXON_MIN_PAIRS", "CiMethod", "PairedStats",
@@ -42,8 +42,9 @@ CI_NAMES = {
 
 
 def display_name(value: str) -> str:
-    """How results write an axis value: a block's label (:func:`stylecls.blocks.presentation`), others as given."""
-    return presentation(str(value)).label
+    """How results write an axis value: a method's or block's label (:func:`stylecls.presentation.method_label`),
+    others as given."""
+    return method_label(str(value))
 
 
 def mean_std(values: np.ndarray) -> tuple[float, float, int]:

@@ -1,4 +1,4 @@
-"""The unpaired tables of results: per axis value (block) and place (held-out domain, split, domain), mean ± spread.
+"""The unpaired tables of results: per axis value (method) and place (held-out domain, split, domain), mean ± spread.
 
 One implementation for ``stylecls compare`` (:func:`unpaired_summary`, :func:`summary_markdown`) and the report's
 DomainBed-style tables (:func:`accuracy_table`, as markdown, HTML and LaTeX). The rules they share:
@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from stylecls.report.pairing import axis_differences, axis_values, group_keys, group_title, groups
+from stylecls.report.pairing import DEFAULT_BY, axis_differences, axis_values, group_keys, group_title, groups
 from stylecls.report.runs import METRICS, domain_accuracy
 from stylecls.report.stats import display_name, mean_sem, mean_std, signed
 
@@ -119,7 +119,7 @@ def accuracy_table(runs: pd.DataFrame, by: str, column: str, spread: Spread = "s
     return pd.DataFrame(rows, columns=[by, *columns])
 
 
-def unpaired_summary(frame: pd.DataFrame, by: str = "block", spread: Spread = "std") -> pd.DataFrame:
+def unpaired_summary(frame: pd.DataFrame, by: str = DEFAULT_BY, spread: Spread = "std") -> pd.DataFrame:
     """``stylecls compare`` in long form: one row per (group, axis value, measure) with ``mean``, ``std``, ``n``.
 
     ``measure``: a metric name (single-domain), ``top1@<domain>`` / ``top1@avg`` / ``domain_gap``
@@ -154,7 +154,7 @@ def unpaired_summary(frame: pd.DataFrame, by: str = "block", spread: Spread = "s
     return pd.DataFrame(out, columns=[*keys, by, "measure", "mean", "std", "n"])
 
 
-def summary_markdown(summary: pd.DataFrame, by: str = "block") -> str:
+def summary_markdown(summary: pd.DataFrame, by: str = DEFAULT_BY) -> str:
     """One markdown table per (dataset, protocol, arch): rows are ``by`` values, numbers in %."""
     parts = []
     for head, table in groups(summary, by):
