@@ -57,7 +57,7 @@ def test_schema_1_runs_still_compare(tmp_path: Path) -> None:
     for i, (block, v) in enumerate([("none", 0.6), ("none", 0.62), ("srm", 0.7), ("srm", 0.66)]):
         _schema_1_run(tmp_path, f"{block}{i}", v, block, seed=i)
     summary, _, _ = compare([tmp_path])
-    top1 = summary[summary["measure"] == "top1"].set_index("block")
+    top1 = summary[summary["measure"] == "top1"].set_index("method")
     assert top1.loc["srm", "mean"] == pytest.approx(0.68) and top1.loc["none", "n"] == 2
     assert RunFolder(tmp_path / "srm2").status().state == "done" and RunFolder(tmp_path / "srm2").spec().block == "srm"
 
@@ -69,7 +69,7 @@ def test_single_domain_means_stds_and_differences(tmp_path: Path) -> None:
             _run(tmp_path, f"{block}{i}", v, block=block, split=i + 1, seed=i,
                  runtime={"workers": i, "device": "cuda" if i else "cpu"})
     summary, markdown, out = compare([tmp_path], out=tmp_path / "cmp")
-    top1 = summary[summary["measure"] == "top1"].set_index("block")
+    top1 = summary[summary["measure"] == "top1"].set_index("method")
     for block, values in acc.items():
         assert top1.loc[block, "mean"] == pytest.approx(statistics.mean(values))
         assert top1.loc[block, "std"] == pytest.approx(statistics.stdev(values))
@@ -90,7 +90,7 @@ def test_leave_one_domain_out_has_a_column_per_domain_and_their_average(tmp_path
             _run(tmp_path, f"{block}-{domain}-{seed}", v, block=block, seed=seed, test_domain=domain,
                  dataset="pacs", protocol="lodo", split=None)
     summary = unpaired_summary(collect([tmp_path]).runs)
-    rows = summary.set_index(["block", "measure"])
+    rows = summary.set_index(["method", "measure"])
     assert rows.loc[("srm", "top1@sketch"), "mean"] == pytest.approx(0.55)
     assert rows.loc[("srm", "top1@sketch"), "std"] == pytest.approx(statistics.stdev([0.5, 0.6]))
     assert rows.loc[("srm", "top1@avg"), "mean"] == pytest.approx((0.55 + 0.92) / 2)
