@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -183,8 +184,9 @@ def test_style_test_strength_0_is_evaluate_and_reruns_identically(run: Path, mon
     for kind, table in result.tables.items():
         clean = table[(table["strength"] == 0) & (table["part"] == "test")]
         assert (clean["accuracy"] == top1).all() and len(clean), kind
-        numbers = table.select_dtypes("number").drop(columns=["seed", "strength", "n"])
+        numbers = table.select_dtypes("number").drop(columns=["seed", "strength", "n", "epoch"])
         assert ((numbers >= 0) & (numbers <= 1) | numbers.isna()).all().all(), kind
+        assert set(zip(table["checkpoint"], table["epoch"], table["run_state"], strict=True)) == {("best", 1, "done")}
     amp = result.tables["amplitude-phase"]
     assert (amp["follows_phase"] + amp["follows_amplitude"] <= 1).all()
     stages_seen = set(result.tables["feature-stats"]["stage"])
@@ -211,13 +213,38 @@ def test_cli_writes_prints_and_refuses_missing_data(run: Path, monkeypatch, caps
             raise SystemExit(0)
         return e.value.code or 0
 
-    assert code(run, "--kind", "style-shift", "--strength", "1", "--device", "cpu", "--workers", "0") == 0
-    out = capsys.readouterr().out
-    assert "greyscale" in out and "style-test took" in out
+    args = ("--kind", "style-shift", "--strength", "1", "--device", "cpu", "--workers", "0")
+    assert code(run, *args, "--pairs", "999") == 0
+    printed = capsys.readouterr()
+    assert "greyscale" in printed.out and "style-test took" in printed.out
+    assert "note: --pairs 999 is more than the 12 images of the test part: testing all 12" in printed.err
     assert code(run, "--data-root", tmp_path / "elsewhere") == 2
     assert "missing" in capsys.readouterr().err
     assert code(run, "--kind", "texture") == 2
     assert code(run, "--strength", "2") == 2
+
+
+def test_only_tables_of_the_selected_checkpoint_are_read_the_others_named(run: Path, tmp_path: Path) -> None:
+    """A rerun with one --kind after the run trained on: the older kind's table (of another epoch) is left out."""
+    from stylecls.style_test.tables import selected_tables
+
+    copy = Path(shutil.copytree(run, tmp_path / "run"))
+    shutil.rmtree(copy / "style_test", ignore_errors=True)
+    one = {"strengths": [1.0], "device": "cpu", "workers": 0}
+    style_test(copy, ["amplitude-phase", "style-shift"], **one)
+    assert set(selected_tables(copy)[0]) == {"amplitude-phase", "style-shift"} and not selected_tables(copy)[1]
+    state = load_checkpoint(copy / "best.pt")
+    save_checkpoint({**state, "epoch": 2}, copy / "best.pt")  # trained on: best.pt is now epoch 2
+    RunFolder(copy).set_status("done", epoch=2, best_epoch=2, best_val_acc=0.6)
+    style_test(copy, ["style-shift"], **one)
+    usable, left_out = selected_tables(copy)
+    assert set(usable) == {"style-shift"} and set(usable["style-shift"]["epoch"]) == {2}
+    assert len(left_out) == 1 and "amplitude-phase.csv" in left_out[0]
+    assert "epoch 1 but best.pt is epoch 2" in left_out[0] and "--kind amplitude-phase" in left_out[0]
+    assert set(style_summary(copy)["kind"]) == {"style-shift"}
+    table = pd.read_csv(copy / "style_test" / "style-shift.csv")
+    table.drop(columns=["checkpoint", "epoch", "run_state"]).to_csv(copy / "style_test" / "style-shift.csv")
+    assert "does not say which checkpoint" in selected_tables(copy)[1][-1]
 
 
 def test_example_shows_the_pair_style_test_draws(run: Path) -> None:
@@ -245,12 +272,17 @@ def test_report_has_a_style_reliance_section_paired_over_seeds(tmp_path: Path) -
     for path in find_run_folders(root):
         folder = RunFolder(path)
         srm, seed = folder.spec().block == "srm", folder.spec().seed
-        base = {"kind": "amplitude-phase", "part": "test", "seed": 0, "n": 10}
+        base = {"kind": "amplitude-phase", "part": "test", "checkpoint": "best", "epoch": 2, "run_state": "done",
+                "seed": 0, "n": 10}
         amp = pd.DataFrame([{**base, "strength": s, "accuracy": 0.5, "follows_phase": 0.5, "follows_amplitude": 0.2,
                              "phase_fraction": 0.6 + 0.2 * srm * s + 0.01 * seed} for s in (0.0, 1.0)])
-        write_outputs({"amplitude-phase": amp}, pd.DataFrame({"a": [0], "b": [1], "c": [2]}), folder.style_test_dir)
+        stale = amp.assign(kind="feature-stats", stage="stage1", epoch=1, keeps_content=0.1, switches_to_style=0.9)
+        write_outputs({"amplitude-phase": amp, "feature-stats": stale}, pd.DataFrame({"a": [0], "b": [1], "c": [2]}),
+                      folder.style_test_dir)
     files = write_report([root], tmp_path / "r.html")
     section = files.report.groups[0].sections[-1]
+    assert not any(k.startswith("feature-stats") for k in section.tables)
+    assert sum("feature-stats.csv" in n and "epoch 1 but best.pt is epoch 2" in n for n in section.notes) == 4
     assert section.title == "style reliance" and section.stats[0].n == 2
     assert section.stats[0].mean == pytest.approx(0.2)
     assert section.verdicts[0].startswith("Style reliance (cue conflict, phase fraction): SRM − SE: +20.0 points")
@@ -285,7 +317,7 @@ def test_trained_demo_run_strength_0_is_evaluate_top1_through_the_cli(
     for name in ("amplitude-phase.csv", "feature-stats.csv", "style-shift.csv"):
         table = pd.read_csv(out / name)
         assert table.loc[table["strength"] == 0, "accuracy"].tolist()[0] == pytest.approx(top1, abs=1e-6)
-        fractions = table.select_dtypes("number").drop(columns=["seed", "strength", "n"])
+        fractions = table.select_dtypes("number").drop(columns=["seed", "strength", "n", "epoch"])
         assert ((fractions >= 0) & (fractions <= 1) | fractions.isna()).all().all()
     cli("style-test", path, "--device", "cpu", "--workers", "0", "--strength", "1", "--batch-size", "50")
     assert {p.name: p.read_bytes() for p in sorted(out.glob("*.csv"))} == first

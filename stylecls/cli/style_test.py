@@ -49,6 +49,8 @@ def style_test_cmd(
             run, kind, part, strength, pairs, seed, data_root, device, batch_size, workers,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
+    for note in result.notes:
+        err_console.print(f"note: {note}", highlight=False)
     table = Table(title=f"{run}: style tests (best.pt, {result.pairs:,} pairs, seed {seed})")
     for name, justify in (("kind", "left"), ("test", "left"), ("strength", "right"), ("accuracy", "right"),
                           ("content share", "right"), ("follows style", "right"), ("agreement", "right")):

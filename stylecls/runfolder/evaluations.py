@@ -15,7 +15,7 @@ import pandas as pd
 
 from stylecls.atomic import atomic_write_bytes, write_json
 from stylecls.errors import StyleclsError
-from stylecls.record import DONE, RUNNING, EvaluationRecord
+from stylecls.record import DONE, RUNNING, EvaluationRecord, RunStatus
 from stylecls.runfolder.files import (
     CONFUSION,
     EVAL_RECORD,
@@ -118,19 +118,35 @@ class Evaluations:
             at = f" at epoch {status.epoch}" if status.epoch is not None else ""
             how = "wait for it" if status.state == RUNNING else f"finish it: `stylecls train --resume {self.run.path}`"
             raise UnusableEvaluation(self.run.path, f"the run is {status.state}{at}, not done: {how}")
-        evaluation = self.get()
-        fix = f"re-run `stylecls evaluate {self.run.path}`"
+        evaluation = self.get()  # eval/ holds only the reported part's best.pt, unfiltered (dir_for)
+        self._check_made_after_training(evaluation, status, f"re-run `stylecls evaluate {self.run.path}`", "evaluation")
+        return evaluation
+
+    def check_selected(self, evaluation: EvaluationRecord, fix: str, what: str = "evaluation") -> None:
+        """Raise :class:`UnusableEvaluation` unless ``evaluation`` (any result's provenance: part, checkpoint, epoch,
+        run state) is of the finished run's selected checkpoint on its reported part, made after training ended.
+        ``what`` names the result in the reason, ``fix`` ends it. The rule of :meth:`selected`, for every reader."""
+        status = self.run.status()
+        if not status.finished:
+            raise UnusableEvaluation(self.run.path, f"the run is {status.state}, not done: {fix}")
+        part = self.reported_part()
+        if evaluation.checkpoint != "best" or evaluation.domain is not None or evaluation.part != part:
+            raise UnusableEvaluation(
+                self.run.path, f"its {what} is of the {evaluation.describe()}, not of best.pt on the {part} part: {fix}"
+            )
+        self._check_made_after_training(evaluation, status, fix, what)
+
+    def _check_made_after_training(self, evaluation: EvaluationRecord, status: RunStatus, fix: str, what: str) -> None:
         if evaluation.run_state != DONE:
             was = evaluation.run_state or "unrecorded (an older stylecls)"
             raise UnusableEvaluation(
-                self.run.path, f"its evaluation (epoch {evaluation.epoch}) was made while the run was {was}: {fix}"
+                self.run.path, f"its {what} (epoch {evaluation.epoch}) was made while the run was {was}: {fix}"
             )
         if status.best_epoch is not None and evaluation.epoch != status.best_epoch:
             raise UnusableEvaluation(
                 self.run.path,
-                f"its evaluation is of epoch {evaluation.epoch} but best.pt is epoch {status.best_epoch}: {fix}",
+                f"its {what} is of epoch {evaluation.epoch} but best.pt is epoch {status.best_epoch}: {fix}",
             )
-        return evaluation
 
     def _table(self, evaluation: EvaluationRecord, name: str, index: bool) -> pd.DataFrame:
         path = self.dir_for(evaluation.part, evaluation.checkpoint, evaluation.domain) / name

@@ -1,10 +1,12 @@
-"""The report's "style reliance" section: the style-test numbers per block, paired over seeds like accuracy.
+"""The report's "style reliance" section: the style-test numbers per method, paired over seeds like accuracy.
 
 One number per run and test, read by :func:`~stylecls.style_test.style_summary` from ``RUN/style_test/`` at full
-strength (1): the headline is the cue-conflict phase fraction (decisions that follow the content among those that
-follow the content or the style image; its paired differences are the section's figure), then, with their own
-tables, the share of decisions that switch to the style image's label when its feature statistics are swapped in
-after each stage, and the agreement with the clean decision under greyscale and colour-histogram shifts.
+strength (1), only from tables of the run's selected checkpoint (:func:`~stylecls.style_test.tables.selected_tables`;
+the others are left out and named in the section's notes). The headline is the cue-conflict phase fraction
+(decisions that follow the content among those that follow the content or the style image; its paired differences
+are the section's figure), then, with their own tables, the share of decisions that switch to the style image's
+label when its feature statistics are swapped in after each stage, and the agreement with the clean decision under
+greyscale and colour-histogram shifts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pandas as pd
 
 from stylecls.report.build import Section, number_section
 from stylecls.report.stats import CiMethod
-from stylecls.style_test.tables import style_summary
+from stylecls.style_test.tables import selected_tables, style_summary
 
 __all__ = ["NUMBERS", "style_numbers", "style_reliance_section"]
 
@@ -33,11 +35,15 @@ NUMBERS = (
 )  # fmt: skip
 
 
-def style_numbers(runs: pd.DataFrame, strength: float = 1.0) -> pd.DataFrame:
-    """One row per run (the ``run`` column holds its folder): a column per (kind, test, number) at ``strength``."""
+def style_numbers(runs: pd.DataFrame, strength: float = 1.0, left_out: list[str] | None = None) -> pd.DataFrame:
+    """One row per run (the ``run`` column holds its folder): a column per (kind, test, number) at ``strength``;
+    the tables left out (another checkpoint or epoch ...) are appended to ``left_out``, one line each."""
     out = []
     for path in runs["run"]:
-        summary = style_summary(path)
+        tables, unusable = selected_tables(path)
+        if left_out is not None:
+            left_out += unusable
+        summary = style_summary(path, tables)
         at = summary[summary["strength"] == strength]
         row = {"run": path}
         for kind, test, column, _, _ in NUMBERS:
@@ -50,9 +56,12 @@ def style_numbers(runs: pd.DataFrame, strength: float = 1.0) -> pd.DataFrame:
 def style_reliance_section(runs: pd.DataFrame, by: str, ci: CiMethod) -> Section | None:
     """The section for one comparison group (its runs chosen by the headline selection); None when no run of the
     group has been style-tested (``stylecls style-test RUN``)."""
-    numbers = style_numbers(runs)
+    left_out: list[str] = []
+    numbers = style_numbers(runs, left_out=left_out)
     if numbers.empty or numbers.dropna(how="all").empty or not len(numbers.columns):
-        return None
+        if not left_out:
+            return None
+        return Section(TITLE, {}, [], [], [], notes=[f"style reliance: left out {line}" for line in left_out])
     section: Section | None = None
     for key in numbers.columns:
         kind, test, column = key.split("|")
@@ -70,6 +79,7 @@ def style_reliance_section(runs: pd.DataFrame, by: str, ci: CiMethod) -> Section
         section.verdicts += verdicts
         section.notes += part.notes
     if section is not None:
-        section.notes.append("style reliance: numbers at strength 1 from `stylecls style-test` (RUN/style_test/); "
-                             "runs without one are left out of these tables")
+        section.notes.append("style reliance: numbers at strength 1 from `stylecls style-test` (RUN/style_test/) of "
+                             "each run's selected checkpoint; runs without one are left out of these tables")
+        section.notes += [f"style reliance: left out {line}" for line in left_out]
     return section

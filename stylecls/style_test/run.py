@@ -27,6 +27,8 @@ from stylecls.device import select_device
 from stylecls.errors import StyleclsError, unknown_name
 from stylecls.evaluate import select_rows
 from stylecls.evaluate.predict import NonFiniteOutputs
+from stylecls.presentation import method_of
+from stylecls.record import EvaluationRecord
 from stylecls.runfolder import RunFolder
 from stylecls.style_test.pairs import PairBatch, PairDataset, draw_pairs, pair_loader
 from stylecls.style_test.perturb import (
@@ -51,7 +53,8 @@ Key = tuple[str, str, float]  # (kind, test, strength): test is "amplitude", "st
 
 @dataclass
 class StyleTestResult:
-    """What :func:`style_test` wrote: one table per kind, and how long it took."""
+    """What :func:`style_test` wrote: one table per kind, how long it took, and notes for the user (``--pairs``
+    beyond the part's images)."""
 
     tables: dict[str, pd.DataFrame]
     out_dir: Path
@@ -59,6 +62,7 @@ class StyleTestResult:
     pairs: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
 
 class Decider:
@@ -178,9 +182,11 @@ def style_test(
     none) of a run with its best.pt, and write ``RUN/style_test/`` (a CSV per kind, the pairs, a figure).
 
     ``strengths`` replace every kind's defaults (:data:`DEFAULT_STRENGTHS`; 0 is always added); ``pairs``
-    caps the number of content images (a seeded sample); ``progress(done, total)`` follows each batch.
+    caps the number of content images (a seeded sample; more than the part has: all of them, said in
+    :attr:`StyleTestResult.notes`); ``progress(done, total)`` follows each batch. Each table records what it
+    measured (part, checkpoint, epoch, run state), as an evaluation does.
     """
-    from stylecls.style_test.tables import domain_rows, kind_tables, write_outputs
+    from stylecls.style_test.tables import domain_rows, kind_tables, with_provenance, write_outputs
 
     started = time.perf_counter()
     run = run if isinstance(run, RunFolder) else RunFolder(run)
@@ -191,8 +197,14 @@ def style_test(
     rows = run.rows(data_root)
     part_rows, part = select_rows(rows, part)
     drawn = draw_pairs(rows, part_rows, pairs, seed)
+    notes = []
+    if pairs is not None and pairs > len(part_rows):
+        notes.append(f"--pairs {pairs:,} is more than the {len(part_rows):,} images of the {part} part: "
+                     f"testing all {len(part_rows):,}")
+    run_state = run.status().state  # before testing: a run that finishes meanwhile is not "done" here
     dev = select_device(device)
-    model, _ = run.build_model("best", dev)
+    model, state = run.build_model("best", dev)
+    measured = EvaluationRecord(part, "best", state.get("epoch"), run_state, metrics={})
     decide = Decider(model, dev)
     stage_modules = stages(model) if "feature-stats" in kinds else {}
     need = [k for k, used_by in (("b", ("amplitude-phase", "feature-stats")), ("c", ("style-shift",)))
@@ -224,7 +236,9 @@ def style_test(
         extra = domain_rows(rows, used, preds[("style-shift", SHIFTS[0], 0.0)], part, seed, model, run, dev,
                             batch_size, workers, source)  # fmt: skip
         tables["style-shift"] = pd.concat([tables["style-shift"], extra], ignore_index=True)
+    tables = {kind: with_provenance(t, measured) for kind, t in tables.items()}
     out_dir = run.style_test_dir
-    files = write_outputs(tables, used, out_dir, title=f"{spec.arch} + {spec.block} on {spec.dataset} ({part})")
-    return StyleTestResult(tables, out_dir, files, len(used), len(failed), time.perf_counter() - started)
+    title = f"{method_of(spec).label} on {spec.arch}, {spec.dataset} ({part}, best.pt epoch {measured.epoch})"
+    files = write_outputs(tables, used, out_dir, title=title)
+    return StyleTestResult(tables, out_dir, files, len(used), len(failed), time.perf_counter() - started, notes)
 

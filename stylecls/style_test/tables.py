@@ -1,6 +1,7 @@
 """The style tests' numbers: decisions -> one table per kind, the figure, and a run's summary for reports.
 
-Columns (every table): ``kind``, ``part``, ``seed``, ``strength``, ``n`` (pairs), ``accuracy`` (decisions that
+Columns (every table): ``kind``, ``part``, what was measured as an evaluation record says it (``checkpoint``,
+``epoch``, ``run_state``: :data:`PROVENANCE`), ``seed``, ``strength``, ``n`` (pairs), ``accuracy`` (decisions that
 follow the content image A's label), and per kind:
 
 - amplitude-phase: ``follows_phase`` (= accuracy), ``follows_amplitude`` (B's label), ``phase_fraction``
@@ -8,6 +9,11 @@ follow the content image A's label), and per kind:
 - feature-stats: ``stage``, ``keeps_content`` (= accuracy), ``switches_to_style`` (B's label), ``content_fraction``;
 - style-shift: ``shift`` (greyscale, histogram, domain), ``domain``, ``agreement`` with the clean decision; the
   ``domain`` rows are per-domain accuracy, strength 1 for a domain the model never trained on, 0 for one it did.
+
+Readers of results (the report's style-reliance section, :func:`style_summary`) use only the tables of the finished
+run's selected checkpoint on its reported part (:meth:`~stylecls.runfolder.Evaluations.check_selected`, the rule of
+``stylecls evaluate``'s results); a table of another checkpoint or epoch — say, one a rerun with another ``--kind``
+left behind — is left out and named (:func:`selected_tables`).
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ import torch
 from stylecls.atomic import atomic_write_bytes
 from stylecls.data.cache import CacheSource
 from stylecls.plotting import figure
-from stylecls.runfolder import RunFolder
+from stylecls.record import EvaluationRecord
+from stylecls.runfolder import RunFolder, UnusableEvaluation
 
-__all__ = ["FIGURE", "SUMMARY_COLUMNS", "domain_rows", "kind_tables", "read_tables", "style_summary", "write_outputs"]
+__all__ = [
+    "FIGURE", "PROVENANCE", "SUMMARY_COLUMNS", "domain_rows", "kind_tables", "read_tables", "selected_tables",
+    "style_summary", "with_provenance", "write_outputs",
+]  # fmt: skip
 
 FIGURE = "style_test.png"
 PAIRS = "pairs.csv"
@@ -32,6 +42,8 @@ PAIRS = "pairs.csv"
 KIND_FILES = {"amplitude-phase": "amplitude-phase.csv", "feature-stats": "feature-stats.csv",
               "style-shift": "style-shift.csv"}  # fmt: skip
 SUMMARY_COLUMNS = ("kind", "test", "strength", "n", "accuracy", "content_fraction", "follows_style", "agreement")
+#: what a table measured, beside ``part``: as in an evaluation record
+PROVENANCE = ("checkpoint", "epoch", "run_state")
 
 
 def _rate(hits: np.ndarray) -> float:
@@ -101,6 +113,29 @@ def domain_rows(
     return pd.DataFrame(out)
 
 
+def with_provenance(table: pd.DataFrame, measured: EvaluationRecord) -> pd.DataFrame:
+    """``table`` with :data:`PROVENANCE` (checkpoint, epoch, run state of ``measured``) after its ``part``."""
+    out = table.drop(columns=[c for c in PROVENANCE if c in table])
+    at = list(out.columns).index("part") + 1
+    for i, (name, value) in enumerate(zip(PROVENANCE, (measured.checkpoint, measured.epoch, measured.run_state),
+                                          strict=True)):
+        out.insert(at + i, name, value)
+    return out
+
+
+def _measured(table: pd.DataFrame) -> EvaluationRecord | None:
+    """What a table measured (the tested part: its rows other than the domain shift's), None if it does not say."""
+    if any(c not in table for c in PROVENANCE):
+        return None
+    tested = table[table["shift"] != "domain"] if "shift" in table else table
+    values = tested[["part", *PROVENANCE]].drop_duplicates()
+    if len(values) != 1:
+        return None
+    part, checkpoint, epoch, state = values.iloc[0]
+    epoch = None if pd.isna(epoch) else int(epoch)
+    return EvaluationRecord(str(part), str(checkpoint), epoch, "" if pd.isna(state) else str(state), metrics={})
+
+
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     data = frame.to_csv(index=False, float_format="%.6g").encode()
     atomic_write_bytes(path, lambda f: f.write(data))
@@ -164,13 +199,36 @@ def read_tables(run: str | Path | RunFolder) -> dict[str, pd.DataFrame]:
     return out
 
 
-def style_summary(run: str | Path | RunFolder) -> pd.DataFrame:
-    """A run's style-test numbers, one row per (kind, test, strength) in :data:`SUMMARY_COLUMNS`
-    (empty when the run has none): ``test`` is ``amplitude``, ``stage<k>``, a shift, or ``domain <d> (<part>)``;
-    ``content_fraction`` is the phase/content fraction, ``follows_style`` the rate of B's label (NaN where a kind
-    has no such number). For reports: pair runs over seeds on (kind, test, strength) as on accuracy."""
+def selected_tables(run: str | Path | RunFolder) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The style-test tables results may use (of the finished run's best.pt at its best epoch, on its reported part,
+    made after training), and one line per other table: which file, why, and the command that fixes it."""
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
+    usable, left_out = {}, []
+    for kind, table in read_tables(run).items():
+        path = run.style_test_dir / KIND_FILES[kind]
+        fix = f"re-run `stylecls style-test {run.path} --kind {kind}`"
+        measured = _measured(table)
+        if measured is None:
+            left_out.append(f"{path}: it does not say which checkpoint and epoch it measured (an older stylecls); "
+                            f"{fix}")
+            continue
+        try:
+            run.evaluations.check_selected(measured, fix, what="style test")
+        except UnusableEvaluation as e:
+            left_out.append(f"{path}: {e.reason}")
+            continue
+        usable[kind] = table
+    return usable, left_out
+
+
+def style_summary(run: str | Path | RunFolder, tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """A run's style-test numbers, one row per (kind, test, strength) in :data:`SUMMARY_COLUMNS`, from ``tables``
+    (default: the run's usable ones, :func:`selected_tables`; empty when it has none): ``test`` is ``amplitude``,
+    ``stage<k>``, a shift, or ``domain <d> (<part>)``; ``content_fraction`` is the phase/content fraction,
+    ``follows_style`` the rate of B's label (NaN where a kind has no such number). For reports: pair runs over seeds
+    on (kind, test, strength) as on accuracy."""
     out = []
-    for kind, t in read_tables(run).items():
+    for kind, t in (selected_tables(run)[0] if tables is None else tables).items():
         if kind == "amplitude-phase":
             f = t.assign(test="amplitude", content_fraction=t["phase_fraction"], follows_style=t["follows_amplitude"])
         elif kind == "feature-stats":
