@@ -15,6 +15,7 @@ import torch
 from stylecls.device import select_device
 from stylecls.errors import StyleclsError
 from stylecls.evaluate import select_rows
+from stylecls.presentation import method_of
 from stylecls.runfolder import RunFolder
 from stylecls.style_test.pairs import PairDataset, draw_pairs
 from stylecls.style_test.perturb import amplitude_phase, blend, greyscale, match_histograms, to_uint8
@@ -85,4 +86,4 @@ def example_decisions(
     for stage, module in modules.items():
         with swapped_stats(module, *style[stage], strength):
             out[f"A with B's {stage} statistics"] = names[int(decide(ex.content)[0])]
-    return pd.Series(out, name=f"{run.spec().block} ({run.path.name})")
+    return pd.Series(out, name=f"{method_of(run.spec()).label} ({run.path.name})")
