@@ -38,6 +38,7 @@ __all__ = [
     "SqueezeExcite",
     "StyleRecalibration",
     "add_recalibrated",
+    "may_overwrite",
     "block_factory",
     "create_block",
     "no_weight_decay_names",
@@ -75,9 +76,11 @@ class Recalibration(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x * self.gate(x)
 
-    def join(self, x: Tensor, identity: Tensor) -> Tensor:
-        """``identity + self(x)`` as one ``addcmul`` pass (blocks may fuse more, see SRM)."""
-        return torch.addcmul(identity, x, self.gate(x))
+    def join(self, x: Tensor, identity: Tensor, inplace: bool = False) -> Tensor:
+        """``identity + self(x)`` as one ``addcmul`` pass (blocks may fuse more, see SRM); with ``inplace``,
+        written over ``x`` where :func:`may_overwrite` allows, as torchvision's ``out += identity``."""
+        gate = self.gate(x)
+        return torch.addcmul(identity, x, gate, out=x if inplace and may_overwrite() else None)
 
     def start_at_identity(self) -> None:
         """Make the gate exactly 1 for every input: a zero pre-activation through 2·sigmoid."""
@@ -94,11 +97,22 @@ class Recalibration(nn.Module):
         )
 
 
-def add_recalibrated(block: nn.Module, x: Tensor, identity: Tensor) -> Tensor:
-    """``identity + block(x)``, fused into one pass when the block is a gate (:meth:`Recalibration.join`)."""
+def may_overwrite() -> bool:
+    """Inference without autograd, tracing or compilation: an addition may be written over its input. On the
+    CPU a new feature map costs its page faults, about as long as the addition itself; training keeps the
+    out-of-place form, which autograd may need."""
+    return not torch.is_grad_enabled() and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+
+
+def add_recalibrated(block: nn.Module, x: Tensor, identity: Tensor, inplace: bool = False) -> Tensor:
+    """``identity + block(x)``, fused into one pass when the block is a gate (:meth:`Recalibration.join`).
+
+    ``inplace``: ``x`` is the residual branch's own output, read by no one else (a ResNet unit's last
+    BatchNorm), so in inference the sum may be written over it."""
     if isinstance(block, Recalibration):
-        return block.join(x, identity)
-    return block(x) + identity
+        return block.join(x, identity, inplace)
+    out = block(x)
+    return out.add_(identity) if inplace and may_overwrite() else out + identity
 
 
 def _positive_int(option: str, value: Any) -> int:
@@ -241,7 +255,7 @@ class StyleRecalibration(Recalibration):
             z.addcmul_(feats[1], weights[1])
         return self.activation(z).to(x.dtype)
 
-    def join(self, x: Tensor, identity: Tensor) -> Tensor:
+    def join(self, x: Tensor, identity: Tensor, inplace: bool = False) -> Tensor:
         """``identity + x·gate(x)``; in training, through :class:`~stylecls.style_pool.StyleJoin`'s fused backward."""
         params = tuple(self.parameters())
         fused = (
@@ -253,7 +267,7 @@ class StyleRecalibration(Recalibration):
         )
         if fused:
             return StyleJoin.apply(x, identity, self, *params)
-        return super().join(x, identity)
+        return super().join(x, identity, inplace)
 
     def _batch_norm(self, z: Tensor) -> Tensor:
         if self.training or not self.bn.track_running_stats:

@@ -230,6 +230,30 @@ def test_block_keeps_shape_dtype_and_layout(name: str, dtype: torch.dtype, chann
     torch.testing.assert_close(add_recalibrated(block, x, identity), block(x) + identity, rtol=2e-2, atol=2e-2)
 
 
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_inplace_join_writes_over_the_branch_only_in_inference(name: str, channels_last: bool) -> None:
+    """``inplace=True`` (a ResNet unit's own branch output) gives the same sum; without autograd it is written
+    over the branch, with autograd never (the backward may need it); ``inplace=False`` never touches ``x``."""
+    block = create_block(name, 16).eval()
+    x = torch.randn(2, 16, 5, 5) + 0.3
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    identity = torch.randn_like(x)
+    with torch.no_grad():
+        expected = add_recalibrated(block, x, identity)
+        branch = x.clone()
+        out = add_recalibrated(block, branch, identity, inplace=True)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    assert out.data_ptr() == branch.data_ptr() and out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    leaf = x.clone().requires_grad_()
+    branch = leaf * 1.0
+    before = branch.detach().clone()
+    add_recalibrated(block, branch, identity, inplace=True).sum().backward()
+    torch.testing.assert_close(branch.detach(), before, rtol=0, atol=0)
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+
+
 def test_gates_pass_through_activation_hook() -> None:
     seen: dict[str, torch.Tensor] = {}
     for name in ("se", "srm", "ge", "eca"):

@@ -58,7 +58,7 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(add_recalibrated(self.recalibration, out, identity))
+        return self.relu(add_recalibrated(self.recalibration, out, identity, inplace=True))
 
 
 class Bottleneck(nn.Module):
@@ -87,7 +87,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(add_recalibrated(self.recalibration, out, identity))
+        return self.relu(add_recalibrated(self.recalibration, out, identity, inplace=True))
 
 
 Unit = type[BasicBlock | Bottleneck]
