@@ -162,3 +162,13 @@ def test_a_dry_run_needs_no_out_and_no_data(tmp_path: Path, monkeypatch: pytest.
     assert dry.exit_code == 0, dry.output
     assert "576 runs (432 for lodo selection); 576 to run" in dry.output and "PACS not found" in dry.output
     assert not (tmp_path / "sweeps").exists()
+
+
+def test_lodo_selection_runs_record_no_test_accuracy_when_the_main_runs_do() -> None:
+    """A selection run has no test part; ``--eval-test-every`` on it would stop it at its first epoch."""
+    base = replace(BASE, test_domain="sketch", eval_test_every=1)
+    specs = expand_grid(base, GridAxes(block=["se", "srm"]), selection="lodo")
+    main = [s for s in specs if s.val_domain is None]
+    extra = [s for s in specs if s.val_domain is not None]
+    assert [s.eval_test_every for s in main] == [1, 1] and len(extra) == 6
+    assert {s.eval_test_every for s in extra} == {0}

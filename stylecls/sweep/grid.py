@@ -88,7 +88,9 @@ def lodo_runs(spec: RunSpec, data_root: str | None = None) -> list[RunSpec]:
     if len(training) < 2:
         raise StyleclsError(f"--selection lodo needs 2 training domains or more; {spec.dataset} without "
                             f"{spec.test_domain} has {len(training)}")
-    return [replace(spec, val_domain=d) for d in training]
+    # a selection run has no test part (its held-out domain is left out entirely), so it records no test
+    # accuracy during training; the oracle reads that only from the main runs
+    return [replace(spec, val_domain=d, eval_test_every=0) for d in training]
 
 
 def expand_grid(
