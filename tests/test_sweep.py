@@ -107,6 +107,19 @@ def test_status_of_done_incomplete_running_and_not_started(tmp_path: Path) -> No
     assert result.exit_code == 0 and "1 done" in result.output and "not started" in result.output
 
 
+def test_status_of_one_run_folder_and_its_help_speaks_the_record_states(tmp_path: Path) -> None:
+    from stylecls.record import STATES
+
+    spec = expand_grid(RunSpec(epochs=2, **TINY_SPEC), GridAxes(block=["se"]))[0]
+    folder = RunFolder(tmp_path / spec.run_name(), must_exist=False)
+    _record(folder, spec)
+    folder.set_status("interrupted", epoch=1, best_val_acc=0.4)
+    result = invoke("status", str(folder.path))
+    assert result.exit_code == 0 and "1 interrupted" in result.output and "holds no runs" not in result.output
+    helped = " ".join(invoke("status", "--help").output.split())
+    assert " / ".join(STATES) in helped and "incomplete" not in helped
+
+
 # --- the local launcher: kill one run, re-run, same metrics --------------------------------------
 
 

@@ -153,12 +153,12 @@ def sweep_cmd(
 
 
 @app.command("status")
-def status_cmd(out: Path = typer.Argument(..., help="A sweep folder (or any folder of runs).")) -> None:
-    """Where each run stands: done / incomplete / running / not started, epoch, best val, test top-1."""
+def status_cmd(out: Path = typer.Argument(..., help="A run folder, a sweep folder or any folder of runs.")) -> None:
+    """Where each run stands: not started / running / interrupted / failed / done, epoch, best val, test top-1."""
     from stylecls.sweep import status_frame, status_table
 
     if out.is_file():
-        raise StyleclsError(f"{out} is a file; give a sweep folder (its --out) or a folder of run folders")
+        raise StyleclsError(f"{out} is a file; give a run folder, a sweep folder (its --out) or a folder of runs")
     frame = status_frame(out)
     if frame.empty:
         raise StyleclsError(f"{out} holds no runs (no sweep and no run folder in it)")

@@ -50,7 +50,8 @@ def plan_frame(plan: SweepPlan) -> pd.DataFrame:
 
 
 def status_frame(out: str | Path) -> pd.DataFrame:
-    """Every run of the sweep in ``out`` (its sweep.json), plus any other run folder found there."""
+    """Every run of the sweep in ``out`` (its sweep.json), plus any other run folder found there; ``out``
+    may itself be one run folder (one row)."""
     out = Path(out)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -61,7 +62,7 @@ def status_frame(out: str | Path) -> pd.DataFrame:
     elif not out.is_dir():
         raise StyleclsError(f"{out} does not exist")
     for run_dir in find_run_folders(out):
-        if run_dir.name not in seen and run_dir != out:
+        if run_dir.name not in seen:
             rows.append(run_status(run_dir))
     return pd.DataFrame(rows, columns=COLUMNS)
 
