@@ -160,6 +160,18 @@ def test_names_with_control_characters_are_one_line_exit_2(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_help_shows_flags_without_a_type_and_the_data_group_lists_its_commands() -> None:
+    def line(text: str, flag: str) -> str:
+        return next(x for x in text.splitlines() if f"{flag} " in x)
+
+    top = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "120"}).output
+    assert "Show the version and exit." in line(top, "--version") and "<" not in line(top, "--version")
+    train = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "160"}).output
+    assert "<" not in line(train, "--amp") and "<int" in line(train, "--epochs")
+    data = CliRunner().invoke(app, ["data", "--help"], env={"COLUMNS": "120"}).output
+    assert all(f" {c} " in data for c in ("list", "check", "prepare", "download", "import"))
+
+
 def test_status_on_a_file_and_on_a_folder_without_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

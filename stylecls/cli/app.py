@@ -43,7 +43,8 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _app_options(
     version: bool = typer.Option(
-        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        False, "--version", is_eager=True, callback=_print_version, metavar="",  # a flag takes no value to show
+        help="Show the version and exit."
     ),
 ) -> None:
     """Classify images where style matters; compare SRM, SE and plain backbones."""

@@ -73,7 +73,7 @@ class FieldOption:
                                      hidden=s.hidden)  # fmt: skip
         else:
             ranges: dict[str, Any] = {"min": s.min, "max": s.max} if base in (int, float) else {}
-            metavar = {"block_options": "KEY=VALUE"}.get(self.field)
+            metavar = "" if base is bool else {"block_options": "KEY=VALUE"}.get(self.field)  # a flag shows no type
             option = typer.Option(default, *decls, help=help_, hidden=s.hidden, rich_help_panel=panel, metavar=metavar,
                                   **ranges)  # fmt: skip
         return inspect.Parameter(self.param, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
