@@ -342,3 +342,30 @@ def test_cli_evaluate_warns_that_an_unfinished_run_s_evaluation_is_not_used(
     err = capsys.readouterr().err
     assert "warning: the run is interrupted (epoch 1): compare, report and sweep will not use" in err
     assert RunFolder(run).evaluations.get().run_state == "interrupted"
+
+
+def test_evaluate_without_best_pt_says_to_resume_wait_or_retrain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stylecls.cli import main
+
+    run = make_run(tmp_path / "run", tmp_path / "data")
+    folder = RunFolder(run)
+    (run / "best.pt").unlink()
+
+    def evaluate() -> str:
+        monkeypatch.setattr(sys, "argv", ["stylecls", "evaluate", str(run), "--device", "cpu"])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        err = capsys.readouterr().err.strip()
+        assert exit_.value.code == 2 and err.count("\n") == 0 and "Traceback" not in err
+        return " ".join(err.split())
+
+    folder.set_status("interrupted", epoch=0)
+    assert f"stylecls train --resume {run}" in evaluate()
+    folder.set_status("running", epoch=1)
+    with folder.lock():
+        assert "still training" in evaluate()
+    (run / "last.pt").unlink()
+    folder.set_status("failed", epoch=0)
+    assert "train it again" in evaluate()

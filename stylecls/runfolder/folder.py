@@ -252,7 +252,11 @@ class RunFolder:
             atomic_write_bytes(self.metrics_path, lambda f: f.write(kept.to_csv(index=False).encode()))
 
     def load_checkpoint(self, which: str = "best", map_location: str | torch.device = "cpu") -> dict[str, Any]:
-        return load_checkpoint(self.checkpoint_path(which), map_location)
+        """The checkpoint's state; a missing one is one line saying why, and what to do."""
+        path = self.checkpoint_path(which)
+        if not path.is_file() and self.config_path.is_file():
+            raise StyleclsError(_missing_checkpoint(self, path))
+        return load_checkpoint(path, map_location)
 
     def build_model(self, checkpoint: str = "best", device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
         """The run's model with ``checkpoint`` loaded, in eval mode, and the checkpoint's state."""
@@ -268,6 +272,23 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
+
+def _missing_checkpoint(run: RunFolder, path: Path) -> str:
+    """Why ``path`` is not there yet, from the run's state, with the command that brings it."""
+    try:
+        status = run.status()
+    except StyleclsError:
+        return f"checkpoint not found: {path}"
+    if status.state == RUNNING:
+        return (f"{path} does not exist yet: the run is still training (epoch {status.epoch or 0} done); "
+                f"wait until `stylecls status {run.path}` says done")
+    if status.state == DONE:
+        return f"checkpoint not found: {path} (the run is done, but its checkpoint was removed)"
+    if run.checkpoint_path("last").is_file():
+        return (f"{path} does not exist: the run is {status.state} before its first checkpoint; "
+                f"resume it with `stylecls train --resume {run.path}`")
+    return (f"{path} does not exist: the run is {status.state} before it saved any epoch; "
+            f"delete {run.path} and train it again")
 
 
 def is_run_folder(path: str | Path) -> bool:
