@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fake_run import CLASSES, DOMAINS, write_result
 
 from stylecls.compare import compare
 from stylecls.errors import StyleclsError
@@ -19,9 +20,6 @@ from stylecls.report.runs import collect
 from stylecls.report.tables import unpaired_summary
 from stylecls.runfolder import RunFolder
 from stylecls.spec import RunSpec
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_run import CLASSES, DOMAINS, make_run, write_result  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("cache_env")
 
@@ -158,7 +156,7 @@ def test_cli_compare_writes_and_prints(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def runs(tmp_path_factory: pytest.TempPathFactory, make_run) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("inspect")
     return {b: make_run(base / b, base / "data", block=b) for b in ("srm", "se", "none")}
 

@@ -25,9 +25,6 @@ from stylecls.evaluate import (
 )
 from stylecls.runfolder import RunFolder
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_run import CLASSES, make_run  # noqa: E402
-
 pytestmark = pytest.mark.usefixtures("cache_env")  # nothing may land in the user's cache
 
 # Six images, three classes; predictions 0,1,1,1,2,0 (true 0,0,1,1,2,2).
@@ -122,7 +119,7 @@ def test_confusion_plot_scales_to_many_classes(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def evaluated(tmp_path_factory: pytest.TempPathFactory, make_run) -> Path:
     base = tmp_path_factory.mktemp("evalrun")
     run = make_run(base / "run", base / "data")
     with pytest.MonkeyPatch.context() as mp:
@@ -144,7 +141,8 @@ def test_evaluate_writes_consistent_files(evaluated: Path) -> None:
     test = preds[preds["part"] == "test"]
     assert metrics["part"] == "test" and metrics["count"] == len(test) == 12  # all of sketch
     assert cm.to_numpy().sum() == metrics["count"]
-    assert list(cm.index) == CLASSES and list(cm.columns) == CLASSES
+    classes = RunFolder(evaluated).classes
+    assert list(cm.index) == classes and list(cm.columns) == classes
     np.testing.assert_allclose(per_class["accuracy"], np.diag(cm.to_numpy()) / cm.to_numpy().sum(1))
     assert metrics["top1"] == pytest.approx(test["correct"].mean())
     # LODO: the model ran once over val (photo) + test (sketch); gap = val acc - held-out acc
@@ -280,7 +278,9 @@ def test_evaluate_python_keywords_part_and_domain_and_the_deprecated_ones(evalua
     evaluate(evaluated, device="cpu", workers=0)  # leave the default evaluation for the other tests
 
 
-def test_the_prediction_dataset_reads_a_prepared_cache_to_the_same_pixels(tmp_path: Path, cache_env: Path) -> None:
+def test_the_prediction_dataset_reads_a_prepared_cache_to_the_same_pixels(
+    tmp_path: Path, cache_env: Path, make_run
+) -> None:
     """evaluate's rows come from the prepared cache where it holds them; in-memory images and files mix."""
     from PIL import Image
 
@@ -345,7 +345,7 @@ def test_cli_evaluate_warns_that_an_unfinished_run_s_evaluation_is_not_used(
 
 
 def test_evaluate_without_best_pt_says_to_resume_wait_or_retrain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    make_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from stylecls.cli import main
 

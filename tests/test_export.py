@@ -16,9 +16,6 @@ from stylecls import cli, load_run
 from stylecls.errors import StyleclsError
 from stylecls.export import TOLERANCE, export_model, export_run, read_metadata
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_run import CLASSES, README_RUN, make_run  # noqa: E402
-
 HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 FORMATS = [pytest.param("onnx", marks=pytest.mark.skipif(not HAS_ONNX, reason="needs stylecls[export]")),
            "torchscript"]
@@ -44,7 +41,7 @@ def run_exported(path: Path, x: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("block", ["none", "se", "srm"])
-def test_export_agrees_with_pytorch_at_any_batch(tmp_path: Path, block: str, fmt: str) -> None:
+def test_export_agrees_with_pytorch_at_any_batch(make_run, tmp_path: Path, block: str, fmt: str) -> None:
     run = make_run(tmp_path / "run", tmp_path / "data", block=block)
     result = export_run(run, fmt, dynamic_batch=True)
     assert result.path.parent == run / "export" and result.path.is_file()
@@ -58,7 +55,7 @@ def test_export_agrees_with_pytorch_at_any_batch(tmp_path: Path, block: str, fmt
     np.testing.assert_allclose(run_exported(result.path, x), expected, rtol=0, atol=TOLERANCE)
 
     meta = read_metadata(result.path)
-    assert meta["classes"] == CLASSES and meta["block"] == block and meta["img_size"] == 16
+    assert meta["classes"] == make_run.classes and meta["block"] == block and meta["img_size"] == 16
     assert meta["mean"] == pytest.approx([0.485, 0.456, 0.406])
 
 
@@ -73,7 +70,7 @@ def test_a_file_that_disagrees_is_not_kept(tmp_path: Path, fmt: str) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_fixed_batch_export_without_the_run_data_uses_random_inputs(tmp_path: Path) -> None:
+def test_fixed_batch_export_without_the_run_data_uses_random_inputs(make_run, tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", tmp_path / "data", block="srm")
     for png in (tmp_path / "data").rglob("*.png"):
         png.unlink()
@@ -93,7 +90,7 @@ def _cli(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
 
 
 def test_cli_export_prints_the_difference(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    make_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = make_run(tmp_path / "run", tmp_path / "data", block="se")
     assert _cli(monkeypatch, "export", run, "--format", "torchscript", "--dynamic-batch") == 0
@@ -102,7 +99,7 @@ def test_cli_export_prints_the_difference(
 
 
 def test_cli_export_bad_input_exits_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    make_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = make_run(tmp_path / "run", tmp_path / "data", block="none")
     assert _cli(monkeypatch, "export", run, "--format", "tflite") == 2
@@ -119,7 +116,7 @@ def test_cli_export_bad_input_exits_2(
 
 
 def test_export_refuses_to_overwrite_any_file_of_a_run_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    make_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = make_run(tmp_path / "run", tmp_path / "data", block="srm")
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
@@ -150,7 +147,7 @@ def _readme_export_block() -> str:
 @pytest.mark.skipif(not HAS_ONNX, reason="needs stylecls[export]")
 @pytest.mark.parametrize(("pre_resize", "side"), [("1.125x", 18), ("original", None)])
 def test_the_metadata_alone_reproduces_stylecls_predict(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pre_resize: str, side: int | None
+    make_run, readme_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pre_resize: str, side: int | None
 ) -> None:
     """The README's recipe (torchvision + onnxruntime, nothing of stylecls) gives predict's probabilities."""
     import json
@@ -159,21 +156,22 @@ def test_the_metadata_alone_reproduces_stylecls_predict(
 
     from stylecls.data.pixels import Pixels
 
-    run = make_run(tmp_path / "runs" / README_RUN, tmp_path / "data", block="srm")
+    run = make_run(tmp_path / "runs" / readme_run, tmp_path / "data", block="srm")
     config = json.loads((run / "config.json").read_text())
     config["data"]["pixels"] = Pixels(16, pre_resize).to_dict()
     (run / "config.json").write_text(json.dumps(config))
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)).save(tmp_path / "photo.png")  # not square
     export_run(run, "onnx")
-    expected = load_run(run).predict([tmp_path / "photo.png"], top_k=len(CLASSES)).iloc[0]
+    expected = load_run(run).predict([tmp_path / "photo.png"], top_k=len(make_run.classes)).iloc[0]
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(compile(_readme_export_block(), "README.md", "exec"), scope)  # noqa: S102 - the README's own snippet
     probs = torch.softmax(torch.as_tensor(scope["logits"]), dim=1)[0]
-    assert scope["classes"] == CLASSES
-    for j in range(1, len(CLASSES) + 1):
-        assert float(probs[CLASSES.index(expected[f"class_{j}"])]) == pytest.approx(expected[f"prob_{j}"], abs=1e-5)
+    assert scope["classes"] == make_run.classes
+    classes = make_run.classes
+    for j in range(1, len(classes) + 1):
+        assert float(probs[classes.index(expected[f"class_{j}"])]) == pytest.approx(expected[f"prob_{j}"], abs=1e-5)
     pre = read_metadata(run / "export" / "best.onnx")["preprocessing"]
     assert (pre["pre_resize"], pre["pre_resize_side"], pre["resize_shorter_side"], pre["center_crop"]) == (
         pre_resize, side, 18, 16)
@@ -181,7 +179,7 @@ def test_the_metadata_alone_reproduces_stylecls_predict(
     assert pre["std"] == pytest.approx([0.229, 0.224, 0.225]) and "centre-crop 16x16" in pre["steps"]
 
 
-def test_preprocess_applies_the_metadata_as_predict_does(tmp_path: Path) -> None:
+def test_preprocess_applies_the_metadata_as_predict_does(make_run, tmp_path: Path) -> None:
     from torchvision.io import decode_image
 
     from stylecls.data import normalize

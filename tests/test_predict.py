@@ -1,7 +1,7 @@
 """Using a trained run: `stylecls predict`, the load_run API, its README snippet, bad input at the CLI.
 
 One tiny demo run is trained and evaluated through the CLI for the whole module (about 20 s); the
-other tests use hand-made run folders (tests/fake_run.py).
+other tests use hand-made run folders (the ``fake_run`` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ import torch
 
 from stylecls import cli
 from stylecls.errors import StyleclsError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_run import CLASSES, README_RUN, make_run  # noqa: E402
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -56,11 +53,6 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> Iter
                        "--img-size", "16", "--workers", "0", "--out", runs, "--name", "demo", "--no-progress") == 0
         assert run_cli(mp, "evaluate", runs / "demo", "--workers", "0", "--device", "cpu") == 0
         yield runs / "demo"
-
-
-@pytest.fixture
-def fake_run(tmp_path: Path) -> Path:
-    return make_run(tmp_path / "runs" / "fake", tmp_path / "data", block="srm")
 
 
 # --- the API -----------------------------------------------------------------------------------------
@@ -103,14 +95,14 @@ def test_model_and_transform_reproduce_predict_and_flip_tta(demo_run: Path) -> N
     assert tta["confidence"] == pytest.approx(float(mean.max()), abs=1e-6)
 
 
-def test_top_k_is_clamped_with_a_warning_and_zero_refused(fake_run: Path, tmp_path: Path) -> None:
+def test_top_k_is_clamped_with_a_warning_and_zero_refused(make_run, fake_run: Path, tmp_path: Path) -> None:
     from stylecls import load_run
 
     run = load_run(fake_run)
     image = np.zeros((20, 30, 3), dtype=np.uint8)
     with pytest.warns(UserWarning, match="showing all 3"):
         frame = run.predict([image], top_k=10)
-    assert sorted(frame.iloc[0][["class_1", "class_2", "class_3"]]) == sorted(CLASSES)
+    assert sorted(frame.iloc[0][["class_1", "class_2", "class_3"]]) == sorted(make_run.classes)
     assert frame.iloc[0][["prob_1", "prob_2", "prob_3"]].sum() == pytest.approx(1, abs=1e-5)
     with pytest.raises(StyleclsError, match="at least 1"):
         run.predict([image], top_k=0)
@@ -118,13 +110,13 @@ def test_top_k_is_clamped_with_a_warning_and_zero_refused(fake_run: Path, tmp_pa
         run.predict([image], top_k=1, tta="rotate")
 
 
-def test_readme_api_snippet(demo_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_api_snippet(readme_run: str, demo_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's Python API block, run as a doctest against a run named as in the README."""
     text = README.read_text()
     block = re.search(r"## Python API.*?```python\n(.*?)```", text, re.S)
     assert block, "README has no '## Python API' section with a python block"
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / README_RUN).symlink_to(demo_run)
+    (tmp_path / "runs" / readme_run).symlink_to(demo_run)
     shutil.copy(pd.read_csv(demo_run / "eval" / "predictions.csv")["path"][0], tmp_path / "photo.png")
     monkeypatch.chdir(tmp_path)
     test = doctest.DocTestParser().get_doctest(block.group(1), {}, "README", str(README), 0)
@@ -145,7 +137,7 @@ def test_import_stylecls_stays_cheap() -> None:
 
 
 def test_cli_mixed_inputs_bad_files_listed_and_skipped(
-    fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    make_run, fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "data"
     (data / "photo" / "dots" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -161,7 +153,8 @@ def test_cli_mixed_inputs_bad_files_listed_and_skipped(
     assert "2 of 18 files could not be read and were skipped" in captured.err
     frame = pd.read_csv(out, keep_default_na=False)  # one row per input file, the unreadable ones with the reason
     expected = [str(p) for p in sorted((data / "photo").rglob("*.png"))]
-    expected += [str(data / "sketch" / c / "00.png") for c in CLASSES] + [str(data / "sketch" / "dots" / "01.png")]
+    expected += [str(data / "sketch" / c / "00.png") for c in make_run.classes]
+    expected += [str(data / "sketch" / "dots" / "01.png")]
     expected += [str(notes)]
     assert frame["path"].tolist() == expected
     assert list(frame.columns) == ["index", "path", "pred_class", "confidence", "class_1", "prob_1", "class_2",
@@ -173,13 +166,13 @@ def test_cli_mixed_inputs_bad_files_listed_and_skipped(
 
 @pytest.mark.parametrize("suffix", [".json", ".parquet"])
 def test_cli_writes_json_and_parquet(
-    fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+    make_run, fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
     out = tmp_path / f"pred{suffix}"
     assert run_cli(monkeypatch, "predict", fake_run, tmp_path / "data" / "sketch", "--out", out,
                    "--workers", "0", "--tta", "flip") == 0
     frame = pd.read_json(out) if suffix == ".json" else pd.read_parquet(out)
-    assert len(frame) == 12 and set(frame["pred_class"]) <= set(CLASSES)
+    assert len(frame) == 12 and set(frame["pred_class"]) <= set(make_run.classes)
 
 
 @pytest.mark.parametrize(

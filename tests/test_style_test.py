@@ -28,9 +28,6 @@ from stylecls.style_test.perturb import (
 )  # fmt: skip
 from stylecls.style_test.run import Decider, captured_stats, swapped_stats
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_run import make_run  # noqa: E402
-
 pytestmark = pytest.mark.usefixtures("cache_env")  # nothing may land in the user's cache
 
 
@@ -150,7 +147,7 @@ def test_pairs_are_seeded_other_class_and_other_domain() -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tmp_path_factory: pytest.TempPathFactory, make_run) -> Path:
     """A hand-made LODO run whose (random) model does not give every image the same class."""
     base = tmp_path_factory.mktemp("style")
     path = make_run(base / "run", base / "data", img_size=16)
