@@ -43,6 +43,7 @@ def test_notebooks_are_committed_without_outputs() -> None:
         assert "parameters" in code[0].metadata.get("tags", []) and "STYLECLS_RUNS" in code[0].source
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes(path: Path, runs_folder: Path, demo_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STYLECLS_RUNS", str(runs_folder))  # the kernel inherits the environment

@@ -58,6 +58,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> Iter
 # --- the API -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_predict_equals_evaluate_on_the_test_images(demo_run: Path) -> None:
     from stylecls import load_run
 
@@ -71,6 +72,7 @@ def test_predict_equals_evaluate_on_the_test_images(demo_run: Path) -> None:
     assert (frame["error"] == "").all()
 
 
+@pytest.mark.slow
 def test_model_and_transform_reproduce_predict_and_flip_tta(demo_run: Path) -> None:
     from PIL import Image
 
@@ -110,6 +112,7 @@ def test_top_k_is_clamped_with_a_warning_and_zero_refused(make_run, fake_run: Pa
         run.predict([image], top_k=1, tta="rotate")
 
 
+@pytest.mark.slow
 def test_readme_api_snippet(readme_run: str, demo_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's Python API block, run as a doctest against a run named as in the README."""
     text = README.read_text()

@@ -84,6 +84,7 @@ def test_default_names_take_the_next_free_suffix(tmp_path: Path) -> None:
     assert a.name == spec.run_name() and b.name == f"{spec.run_name()}-2"
 
 
+@pytest.mark.slow
 def test_a_run_being_trained_cannot_be_trained_twice(demo_env: Path, tmp_path: Path) -> None:
     folder = RunFolder(tmp_path / "runs" / "x", must_exist=False)
     with folder.lock():
@@ -100,6 +101,7 @@ def test_a_run_being_trained_cannot_be_trained_twice(demo_env: Path, tmp_path: P
         run_spec(replace(SPEC, lr=0.5), runtime(tmp_path), run)
 
 
+@pytest.mark.slow
 def test_status_and_sigterm_then_resume(demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert RunFolder(tmp_path / "nothing", must_exist=False).status().state == "not started"
@@ -125,6 +127,7 @@ def test_status_and_sigterm_then_resume(demo_env: Path, tmp_path: Path, monkeypa
     assert folder.status().state == "done" and folder.metrics()["epoch"].tolist() == [1, 2]
 
 
+@pytest.mark.slow
 def test_cli_exits_143_on_sigterm(demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stylecls import cli
 
@@ -142,6 +145,7 @@ def test_cli_exits_143_on_sigterm(demo_env: Path, tmp_path: Path, monkeypatch: p
     assert exc.value.code == 143
 
 
+@pytest.mark.slow
 def test_an_interrupted_lodo_rerun_skips_finished_domains_and_resumes(
     demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,6 +174,7 @@ def test_an_interrupted_lodo_rerun_skips_finished_domains_and_resumes(
     assert all(RunFolder(r).status().state == "done" for r in runs)
 
 
+@pytest.mark.slow
 def test_batch_size_one_trains_without_batchnorm_over_channels(demo_env: Path, tmp_path: Path) -> None:
     run = train(replace(SPEC, block="se", batch_size=1, limit_train=8, limit_val=4, epochs=1), runtime(tmp_path))
     assert RunFolder(run).status().state == "done" and RunFolder(run).metrics()["train_acc"].notna().all()
@@ -179,6 +184,7 @@ def test_batch_size_one_trains_without_batchnorm_over_channels(demo_env: Path, t
         train(replace(SPEC, limit_train=20), runtime(tmp_path))
 
 
+@pytest.mark.slow
 def test_train_and_val_loss_are_the_same_quantity(demo_env: Path, tmp_path: Path) -> None:
     """train_loss and val_loss are plain cross-entropy; the smoothed objective is its own column."""
     smooth = RunFolder(train(replace(SPEC, label_smoothing=0.3, epochs=1), runtime(tmp_path))).metrics()
@@ -188,6 +194,7 @@ def test_train_and_val_loss_are_the_same_quantity(demo_env: Path, tmp_path: Path
     assert (smooth["train_objective"] - smooth["train_loss"]).abs().min() > 1e-3
 
 
+@pytest.mark.slow
 def test_eval_test_every_records_held_out_accuracy_without_changing_selection(demo_env: Path, tmp_path: Path) -> None:
     base = replace(SPEC, epochs=2, block="none")
     with_test = RunFolder(train(replace(base, eval_test_every=1), runtime(tmp_path)))

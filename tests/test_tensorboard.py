@@ -81,6 +81,7 @@ def test_a_clear_message_without_tensorboard(tmp_path: Path, monkeypatch: pytest
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_training_with_tensorboard_writes_scalars_histograms_and_the_confusion_matrix(
     demo_env: Path, tmp_path: Path
 ) -> None:

@@ -128,6 +128,7 @@ def test_recipe_fills_only_what_is_unset() -> None:
 # --- runs on the demo set -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_leaves_a_complete_run_folder(demo_env: Path, tmp_path: Path) -> None:
     run = train(*tiny(tmp_path, block="srm", name="srm"))
     assert run == tmp_path / "runs" / "srm"
@@ -163,6 +164,7 @@ def test_train_leaves_a_complete_run_folder(demo_env: Path, tmp_path: Path) -> N
     assert folder.load_checkpoint("last")["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
     demo_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -193,6 +195,7 @@ def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
     assert RunFolder(stopped).status().state == "done"
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(demo_env: Path, tmp_path: Path) -> None:
     with pytest.raises(NonFiniteLoss, match="training diverged in epoch 1"):
         train(*tiny(tmp_path, lr=1e30, name="nan"))
@@ -203,6 +206,7 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(demo_env: Path,
     assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in weights)
 
 
+@pytest.mark.slow
 def test_lodo_without_test_domain_trains_one_run_per_domain(demo_env: Path, tmp_path: Path) -> None:
     runs = train_all(*tiny(tmp_path, protocol="lodo", epochs=1, limit_train=32, limit_val=32, name="lodo"))
     assert [r.name for r in runs] == ["lodo-photo", "lodo-poster", "lodo-sketch", "lodo-watercolor"]
@@ -261,6 +265,7 @@ def test_cli_turns_bad_input_into_exit_code_2(demo_env: Path, tmp_path: Path) ->
             assert err.strip().count("\n") == 0, (name, err)  # one message
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_gloo(demo_env: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [
@@ -360,6 +365,7 @@ def test_sync_bn_converts_every_batchnorm() -> None:
     assert all(torch.equal(state[k], v) for k, v in synced.state_dict().items())
 
 
+@pytest.mark.slow
 def test_resume_refuses_settings_other_than_where_it_runs(demo_env: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
@@ -375,6 +381,7 @@ def test_resume_refuses_settings_other_than_where_it_runs(demo_env: Path, tmp_pa
     assert "drop --block, --lr" in err and "--device" not in err.split("drop")[1].split("(")[0]
 
 
+@pytest.mark.slow
 def test_torchrun_ranks_agree_on_skipping_a_batch(tmp_path: Path) -> None:
     """--skip-bad under DDP: a rank whose batch keeps too few readable images for SRM's BatchNorm skips
     the step, and so must every other rank, or the gradient all-reduce of the rest waits for ever."""
