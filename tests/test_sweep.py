@@ -128,6 +128,7 @@ def _sweep_cmd(out: Path, *extra: str) -> list[str]:
             "--seed", "0", "--seed", "1", "--epochs", "2", *TINY, "--jobs", "2", *extra]
 
 
+@pytest.mark.slow
 def test_sweep_kill_one_run_then_rerun_skips_done_and_resumes(demo_env: Path, tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
@@ -173,6 +174,7 @@ def test_sweep_kill_one_run_then_rerun_skips_done_and_resumes(demo_env: Path, tm
 # --- submitit -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_slurm_launcher_through_submitits_local_executor(demo_env: Path, tmp_path: Path) -> None:
     pytest.importorskip("submitit")
     out = tmp_path / "sweep"
