@@ -14,56 +14,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fake_run import CLASSES, write_result
+from fake_run import result_run, sweep, write_result
 from PIL import Image
 from scipy import stats as sps
 
 from stylecls.errors import StyleclsError
-from stylecls.record import DataSummary, RunRecord
 from stylecls.report import write_report
 from stylecls.report.pairing import check_comparable, pair_runs
 from stylecls.report.runs import collect
 from stylecls.report.stats import bootstrap_ci, paired_stats, paired_test, t_interval, verdict
-from stylecls.spec import RunSpec
 
 A = np.array([0.62, 0.55, 0.71, 0.60, 0.66, 0.58, 0.69, 0.64])
 B = np.array([0.60, 0.56, 0.65, 0.57, 0.66, 0.52, 0.64, 0.63])
-
-
-def result_run(root: Path, block: str, seed: int, top1: float, test_domain: str | None = "sketch",
-               oracle: list[float] | None = None, lr: float = 0.1) -> Path:
-    """An evaluated run folder with the files a report reads (no checkpoint, no images)."""
-    run = root / f"{block}-s{seed}-{test_domain}"
-    spec = RunSpec(dataset="folder", protocol="lodo" if test_domain else "multi-domain", test_domain=test_domain,
-                   arch="cifar_resnet20", block=block, img_size=16, epochs=2, lr=lr, batch_size=4, seed=seed).resolved()
-    data = DataSummary("folder", "/data", classes=CLASSES, protocol="lodo" if test_domain else "multi-domain")
-    config = RunRecord(name=run.name, spec=spec, data=data, runtime={"workers": 0, "device": "cpu"},
-                       versions={"stylecls": "0.1.0", "torch": "2.x"}).to_dict()
-    write_result(run, config, {"top1": top1, "top5": 1.0, "epoch": 2, "part": "test"})
-    if test_domain is None:  # a multi-domain run: accuracy per domain of the test part (and of val, not reported)
-        pd.DataFrame({"part": ["test", "test", "val"], "domain": ["photo", "sketch", "photo"], "held_out": False,
-                      "count": 6, "accuracy": [top1 + 0.1, top1 - 0.1, 0.99]}).to_csv(
-            run / "eval" / "per_domain.csv", index=False)
-    rng = np.random.default_rng(seed + 17 * len(block))
-    acc = rng.uniform(0.2, 0.9, len(CLASSES))
-    pd.DataFrame({"class_name": CLASSES, "accuracy": acc, "precision": acc, "f1": acc, "support": 4}).to_csv(
-        run / "eval" / "per_class.csv", index=False)
-    counts = rng.integers(0, 5, (len(CLASSES), len(CLASSES)))
-    pd.DataFrame(counts, index=pd.Index(CLASSES, name="true"), columns=CLASSES).to_csv(run / "eval" / "confusion.csv")
-    epochs = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.2, 1.0], "train_acc": [0.3, 0.4],
-                           "val_loss": [1.1, 1.0], "val_acc": [0.35, 0.45]})
-    if oracle is not None:
-        epochs["test_loss"], epochs["test_acc"] = [1.3, 1.2], oracle
-    epochs.to_csv(run / "metrics.csv", index=False)
-    return run
-
-
-def sweep(root: Path, blocks=("none", "se", "srm"), seeds=(0, 1), domains=("sketch", "photo"), **kw) -> Path:
-    for i, b in enumerate(blocks):
-        for s in seeds:
-            for j, d in enumerate(domains):
-                result_run(root, b, s, 0.4 + 0.05 * i + 0.01 * s + 0.02 * j, d, **kw)
-    return root
 
 
 # --- statistics on hand cases -------------------------------------------------------------------------------

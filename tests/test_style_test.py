@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fake_run import sweep
 
 from stylecls.atomic import load_checkpoint, save_checkpoint
 from stylecls.errors import StyleclsError
@@ -259,8 +260,6 @@ def test_example_shows_the_pair_style_test_draws(run: Path) -> None:
 
 
 def test_report_has_a_style_reliance_section_paired_over_seeds(tmp_path: Path) -> None:
-    from test_report import sweep
-
     from stylecls.report import write_report
     from stylecls.runfolder import find_run_folders
     from stylecls.style_test.tables import write_outputs
