@@ -6,6 +6,7 @@ exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable
 
 
@@ -17,3 +18,15 @@ def unknown_name(kind: str, name: str, valid: Iterable[str]) -> StyleclsError:
     """The error for a name that is not one of ``valid``, listing the valid names."""
     choices = ", ".join(sorted(valid))
     return StyleclsError(f"unknown {kind} {name!r}; choose one of: {choices}")
+
+
+class Signalled(Exception):
+    """A stop signal arrived (Ctrl-C, SIGTERM, SIGUSR1): the process ends with the shell's code for it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

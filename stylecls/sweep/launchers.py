@@ -24,7 +24,7 @@ from typing import IO, Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from stylecls.errors import StyleclsError
+from stylecls.errors import Signalled, StyleclsError
 from stylecls.spec import RunSpec
 from stylecls.sweep.plan import SweepPlan
 
@@ -36,16 +36,8 @@ TAIL_LINES = 15
 STOP_GRACE_S = 60.0  # how long stopped runs get to finish their step and record "interrupted"
 
 
-class Interrupted(Exception):
+class Interrupted(Signalled):
     """Ctrl-C or SIGTERM reached the sweep; its runs were asked to stop and record where they are."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(signal.Signals(signum).name)
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from stylecls.device import Dist, dist_from_env, is_main_process, select_device
+from stylecls.errors import Signalled
 
 __all__ = [
     "Dist", "Preempted", "StopFlag", "apply_threads", "broadcast", "default_workers", "dist_from_env",
@@ -118,16 +119,8 @@ def broadcast(ddp: Dist, value: Any) -> Any:
     return box[0]
 
 
-class Preempted(Exception):
+class Preempted(Signalled):
     """SIGTERM or SIGUSR1 arrived: the loop stops after the current step; the run is resumable."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(signal.Signals(signum).name)
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 class StopFlag:
