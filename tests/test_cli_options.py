@@ -172,6 +172,13 @@ def test_help_shows_flags_without_a_type_and_the_data_group_lists_its_commands()
     assert all(f" {c} " in data for c in ("list", "check", "prepare", "download", "import"))
 
 
+@pytest.mark.parametrize("command", ["sweep", "export", "models", "compare", "report", "data check", "data download"])
+def test_no_command_shows_a_value_type_for_a_flag(command: str) -> None:
+    text = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "200"}).output
+    flags = [line for line in text.splitlines() if "<bool>" in line and "--help" not in line]
+    assert "--" in text and flags == []
+
+
 def test_status_on_a_file_and_on_a_folder_without_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,6 +111,11 @@ class RegistryChoice:
         return [name for name in self.names if name.startswith(incomplete)]
 
 
+def flag(*param_decls: str, help: str) -> Any:
+    """A switch, off unless given: its help shows no value type (typer would print ``<bool>``)."""
+    return typer.Option(False, *param_decls, metavar="", help=help)
+
+
 def registry_option(default: Any, *param_decls: str, registry: str, help: str, **details: Any) -> Any:
     """A typer option whose values must be names in ``registry`` (``"module:ATTRIBUTE"``).
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from stylecls.cli.app import DataRootOpt, console, data_app, data_options, err_console, registry_option
+from stylecls.cli.app import DataRootOpt, console, data_app, data_options, err_console, flag, registry_option
 from stylecls.errors import StyleclsError
 
 #: ``--dataset`` of the data commands: a name from the dataset registry (``stylecls data list`` shows them all).
@@ -42,7 +42,7 @@ def data_list(data_root: Optional[Path] = DataRootOpt) -> None:
 def data_check(
     dataset: str = DatasetOpt,
     data_root: Optional[Path] = DataRootOpt,
-    deep: bool = typer.Option(False, "--deep", help="Decode every image and list the ones that fail."),
+    deep: bool = flag("--deep", help="Decode every image and list the ones that fail."),
     split: Optional[int] = typer.Option(None, "--split", help="DTD official split 1..10."),
     task: Optional[str] = typer.Option(None, "--task", help="WikiArt task: style, genre or artist."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of seeded splits."),
@@ -70,7 +70,7 @@ def data_prepare(
     task: Optional[str] = typer.Option(None, "--task", help="WikiArt task: style, genre or artist."),
     splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="PACS k-fold lists folder."),
     workers: int = typer.Option(2, "--workers", min=0, help="Decoding processes (0: in this process)."),
-    force: bool = typer.Option(False, "--force", help="Rewrite the cache even if it is up to date."),
+    force: bool = flag("--force", help="Rewrite the cache even if it is up to date."),
 ) -> None:
     """Decode and pre-resize a dataset once into the cache: a pure speed-up for runs with the same pixels.
 

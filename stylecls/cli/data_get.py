@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from stylecls.cli.app import DataRootOpt, console, data_app, registry_option
+from stylecls.cli.app import DataRootOpt, console, data_app, flag, registry_option
 
 
 def _verdict(dataset: str, data_root: Optional[Path]) -> None:
@@ -42,8 +42,8 @@ def data_download(
     source: Optional[str] = typer.Option(None, "--source", help="Use only this source (see --dry-run for the list)."),
     mirror: Optional[str] = typer.Option(
         None, "--mirror", help="Base URL that replaces the source's (an archive mirror, or a Hub endpoint)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be fetched, from where and how big."),
-    force: bool = typer.Option(False, "--force", help="Download even if a complete copy is already there."),
+    dry_run: bool = flag("--dry-run", help="Say what would be fetched, from where and how big."),
+    force: bool = flag("--force", help="Download even if a complete copy is already there."),
 ) -> None:
     """Fetch a dataset from its verified sources, convert it to the documented layout, then check it."""
     from stylecls.data import check

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from stylecls.cli.app import CheckpointOpt, app, console
+from stylecls.cli.app import CheckpointOpt, app, console, flag
 
 
 @app.command("export")
@@ -17,7 +17,7 @@ def export_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="File to write (default: RUN/export/<checkpoint>.onnx "
                                        "or .torchscript.pt); never a file of a run folder."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Input size (default: the run's)."),
-    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Any batch size (default: batches of one)."),
+    dynamic_batch: bool = flag("--dynamic-batch", help="Any batch size (default: batches of one)."),
     checkpoint: str = CheckpointOpt,
 ) -> None:
     """Export the eval-mode model with class names and normalisation in its metadata.

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from stylecls.cli.app import app, console, err_console, registry_option
+from stylecls.cli.app import app, console, err_console, flag, registry_option
 
 
 def _say_timing(what: str) -> None:
@@ -23,7 +23,7 @@ def models_command(
     ),
     img_size: int = typer.Option(224, min=1, help="Input size for GFLOPs (and timing)."),
     num_classes: int = typer.Option(1000, min=1, help="Classifier size (1000 = ImageNet, the paper's counts)."),
-    time: bool = typer.Option(False, "--time", help="Also time train/inference steps against the plain backbone."),
+    time: bool = flag("--time", help="Also time train/inference steps against the plain backbone."),
     batch_size: int = typer.Option(16, min=1, help="Batch size for --time."),
     repeats: int = typer.Option(10, min=1, help="Timed repeats per block for --time (the median ratio is shown)."),
 ) -> None:

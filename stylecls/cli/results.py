@@ -18,6 +18,7 @@ from stylecls.cli.app import (
     app,
     console,
     err_console,
+    flag,
     pct,
 )  # fmt: skip
 from stylecls.errors import StyleclsError
@@ -93,9 +94,9 @@ def evaluate_cmd(
                           "part, all domains (`stylecls evaluate RUN`); this one is kept beside it", highlight=False)
 
 
-SkipUnevaluatedOpt = typer.Option(
-    False, "--skip-unevaluated", help="Leave out (and list) runs without a usable evaluation of their selected "
-    "checkpoint (unfinished, not evaluated, or evaluated stale) instead of refusing."
+SkipUnevaluatedOpt = flag(
+    "--skip-unevaluated", help="Leave out (and list) runs without a usable evaluation of their selected "
+    "checkpoint (unfinished, not evaluated, or evaluated stale) instead of refusing.",
 )
 
 

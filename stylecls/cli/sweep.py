@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from stylecls.cli import run_options as opt
-from stylecls.cli.app import app, console
+from stylecls.cli.app import app, console, flag
 from stylecls.errors import StyleclsError
 
 # the options a sweep repeats to make its grid (the RunSpec fields whose sweep role is "axis")
@@ -78,15 +78,15 @@ def sweep_cmd(
         "sweeps/<preset or dataset>."
     ),
     preset: Optional[str] = typer.Option(None, "--preset", help="A named grid; see --list-presets."),
-    list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and exit."),
+    list_presets: bool = flag("--list-presets", help="Show the presets and exit."),
     hparams: str = typer.Option(
         "default", "--hparams", help="default: the recipe's values; random: --trials draws from the search space "
         "(see --list-hparams), a trial's shared values alike for every block.",
     ),
     trials: int = typer.Option(1, "--trials", min=1, help="Random-search trials (--hparams random)."),
     hparams_seed: int = typer.Option(0, "--hparams-seed", min=0, help="Seed of the random search's draws."),
-    list_hparams: bool = typer.Option(
-        False, "--list-hparams", help="Show the random search's ranges for --dataset (and --block) and exit."
+    list_hparams: bool = flag(
+        "--list-hparams", help="Show the random search's ranges for --dataset (and --block) and exit."
     ),
     selection: str = typer.Option(
         "training-domain", "--selection",
@@ -95,7 +95,7 @@ def sweep_cmd(
     ),  # fmt: skip
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at once (local launcher; on GPUs at most one per GPU)."),
     launcher: str = typer.Option("local", "--launcher", help="local (subprocesses) or slurm (submitit)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and their status; start nothing."),
+    dry_run: bool = flag("--dry-run", help="Print the runs and their status; start nothing."),
     partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition (slurm launcher)."),
     gpus_per_run: int = typer.Option(1, "--gpus-per-run", help="GPUs per run (N > 1: torchrun / SLURM tasks)."),
     time_min: int = typer.Option(24 * 60, "--time", help="SLURM time limit per job, in minutes."),
