@@ -37,7 +37,7 @@ def test_a_trial_shares_every_non_block_value_across_blocks_and_trials_differ() 
     # block-specific values exist only where the block has them, drawn per (trial, block)
     options = {(s.trial, s.block): dict(s.block_options) for s in specs}
     assert options[0, "none"] == {} and set(options[0, "se"]) == {"reduction"}
-    assert set(options[0, "srm"]) == {"pooling", "integration"}
+    assert set(options[0, "srm"]) == {"integration"}  # SRM stays mean+std pooling
     # a run's name says its trial and changes with every drawn value
     assert len({s.run_name() for s in specs}) == len(specs) and "-t1-" in by_trial[1][0].run_name()
 
@@ -143,7 +143,7 @@ def test_list_hparams_and_a_dry_run_that_counts_the_lodo_runs(tmp_path: Path) ->
     listed = runner.invoke(app, ["sweep", "--list-hparams", "--dataset", "pacs", "--block", "se", "--block", "none"])
     assert listed.exit_code == 0, listed.output
     assert "log-uniform [0.00791, 0.0791]" in listed.output and "one of 4, 8, 16, 32" in listed.output
-    assert "pooling" not in listed.output  # srm was not asked for
+    assert "integration" not in listed.output  # srm was not asked for
     out = tmp_path / "sweep"
     dry = runner.invoke(app, ["sweep", "--out", str(out), "--test-domain", "sketch", "--block", "se", "--block", "srm",
                               "--hparams", "random", "--trials", "2", "--selection", "lodo", "--dry-run"])
