@@ -14,7 +14,8 @@ from stylecls.runfolder.evaluations import (
     UnusableEvaluation,
 )
 from stylecls.runfolder.files import CHECKPOINTS
-from stylecls.runfolder.folder import EPOCH_COLUMNS, SPLIT_COLUMNS, RunFolder, find_run_folders, is_run_folder
+from stylecls.runfolder.folder import RunFolder, find_run_folders, is_run_folder
+from stylecls.runfolder.tables import EPOCH_COLUMNS, SPLIT_COLUMNS
 
 __all__ = [
     "CHECKPOINTS", "EPOCH_COLUMNS", "EVALUATED_PARTS", "SPLIT_COLUMNS", "EvaluationTables", "Evaluations",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from functools import cached_property
@@ -13,23 +12,16 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from stylecls.atomic import atomic_write_bytes, hold_lock, load_checkpoint, load_model_state, lock_held, now, write_json
+from stylecls.atomic import hold_lock, load_checkpoint, load_model_state, lock_held, now, write_json
 from stylecls.errors import StyleclsError
 from stylecls.record import DONE, INTERRUPTED, NOT_STARTED, RUNNING, RunRecord, RunStatus
 from stylecls.runfolder.files import CHECKPOINTS, CONFIG, EPOCHS, EVAL, INSPECT, SPLIT, STATUS, STYLE_TEST, TENSORBOARD
+from stylecls.runfolder.tables import append_epoch, read_epochs, read_split, trim_epochs, write_split
 from stylecls.spec import RunSpec
 
 if TYPE_CHECKING:
     from stylecls.data.pixels import Pixels
     from stylecls.runfolder.evaluations import Evaluations
-
-SPLIT_COLUMNS = ("path", "label", "class_name", "domain", "split", "part")
-#: the columns of the per-epoch metrics file
-EPOCH_COLUMNS = (
-    "epoch", "train_loss", "train_acc", "train_objective", "val_loss", "val_acc", "test_loss", "test_acc",
-    "lr", "img_per_s", "seconds", "skipped",
-)  # fmt: skip
-
 
 class RunFolder:
     """Typed reads and writes of one run folder; raises :class:`StyleclsError` if it is not a run."""
@@ -178,17 +170,8 @@ class RunFolder:
     # -- rows, metrics, model ------------------------------------------------------------------
 
     def write_rows(self, frame: pd.DataFrame, root: Path) -> None:
-        """split.csv: paths relative to the data root exactly as the catalog found them (a symlinked
-        image stays under the root, so a moved root with ``--data-root`` still finds it)."""
-        rows = frame[list(SPLIT_COLUMNS)].copy()
-        base = os.path.abspath(root)
-
-        def relative(p: str) -> str:
-            q = os.path.abspath(p)
-            return Path(os.path.relpath(q, base)).as_posix() if q.startswith(base + os.sep) else q
-
-        rows["path"] = rows["path"].map(relative)
-        atomic_write_bytes(self.split_path, lambda f: f.write(rows.to_csv(index=False).encode()))
+        """split.csv, paths relative to the data root ``root``."""
+        write_split(self.split_path, frame, root)
 
     def rows(self, data_root: str | Path | None = None, check_images: bool = True) -> pd.DataFrame:
         """split.csv with absolute image paths under ``data_root`` (default: the run's data root).
@@ -196,60 +179,22 @@ class RunFolder:
         With ``check_images`` every listed image must exist, unless the run skips bad images (then missing
         ones are skipped and counted by its readers); a run read on another machine needs ``--data-root``.
         """
-        if not self.split_path.is_file():
-            raise StyleclsError(f"{self.path} has no {SPLIT}: cannot tell which images it was trained on")
-        try:
-            frame = pd.read_csv(self.split_path, dtype={"path": str, "class_name": str, "domain": str})
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-            raise StyleclsError(f"{self.split_path} is damaged: {e}") from None
-        needed = {"path", "label", "class_name", "domain", "part"}
-        if missing := needed - set(frame.columns):
-            raise StyleclsError(f"{self.split_path} lacks the columns {sorted(missing)}")
         root = Path(data_root if data_root is not None else self.record().data.root).expanduser()
-        frame["path"] = [p if Path(p).is_absolute() else str(root / p) for p in frame["path"]]
-        frame["domain"] = frame["domain"].fillna("").astype(str)
-        if check_images and not self.spec().skip_bad:
-            exists = frame["path"].map(os.path.isfile).to_numpy(dtype=bool)
-            if not exists.all():
-                example = frame["path"][~exists].iloc[0]
-                hint = "" if data_root is not None else "; pass --data-root to point at your copy of the data"
-                raise StyleclsError(
-                    f"{(~exists).sum():,} of {len(frame):,} images listed in {self.split_path} are missing "
-                    f"(e.g. {example}){hint}"
-                )
-        return frame
+        check = check_images and self.split_path.is_file() and not self.spec().skip_bad
+        hint = "" if data_root is not None else "; pass --data-root to point at your copy of the data"
+        return read_split(self.split_path, root, check, hint)
 
     def append_metrics(self, row: Mapping[str, Any]) -> None:
-        """One epoch's row; the columns are :data:`EPOCH_COLUMNS` (absent values left empty)."""
-        import csv
-
-        new = not self.metrics_path.exists()
-        with open(self.metrics_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EPOCH_COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        """One epoch's row of metrics.csv (columns :data:`EPOCH_COLUMNS`)."""
+        append_epoch(self.metrics_path, row)
 
     def metrics(self) -> pd.DataFrame:
         """metrics.csv, one row per epoch (empty before the first epoch); a damaged file is an error."""
-        if not self.metrics_path.is_file():
-            return pd.DataFrame(columns=list(EPOCH_COLUMNS))
-        try:
-            frame = pd.read_csv(self.metrics_path)
-            if "epoch" not in frame:
-                raise ValueError("no epoch column")
-            frame["epoch"] = pd.to_numeric(frame["epoch"], errors="raise").astype(int)
-        except (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as e:
-            why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise StyleclsError(f"{self.metrics_path} is damaged ({why[:120]}); fix or remove the bad lines") from None
-        return frame
+        return read_epochs(self.metrics_path)
 
     def trim_metrics(self, epochs: int) -> None:
-        """Drop rows after ``epochs`` (written before a crash that beat the checkpoint)."""
-        frame = self.metrics()
-        kept = frame[frame["epoch"] <= epochs]
-        if len(kept) != len(frame):
-            atomic_write_bytes(self.metrics_path, lambda f: f.write(kept.to_csv(index=False).encode()))
+        """Drop metrics rows after ``epochs`` (written before a crash that beat the checkpoint)."""
+        trim_epochs(self.metrics_path, epochs)
 
     def load_checkpoint(self, which: str = "best", map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """The checkpoint's state; a missing one is one line saying why, and what to do."""
