@@ -85,6 +85,8 @@ def test_verdict_follows_the_interval() -> None:
     assert clear.boot_low > 0 and clear.p_value < 0.05
     assert verdict(clear).startswith("SRM − SE: +3.") and "SRM better than SE" in verdict(clear)
     assert "SE worse than SRM" in verdict(paired_stats(B, B + 0.03 + np.arange(8) * 0.001, "se", "srm"))
+    # a number that is neither good nor bad (reliance on style) is "higher"/"lower", never "better"
+    assert "SRM higher than SE" in verdict(clear, sides=("higher", "lower"))
     assert "none" in verdict(paired_stats(A, B, "se", "none")).split(":")[0]
 
 

@@ -106,11 +106,12 @@ def paired_table(stats: Sequence[PairedStats], ci: CiMethod, scale: float = 100.
 
 
 def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title: str, what: str,
-                   unit: str = "points") -> Section:
+                   unit: str = "points", sides: tuple[str, str] = ("better", "worse")) -> Section:
     """``column`` (one number per run, a fraction shown in %) per axis value: mean ± standard error per place, and
     the paired differences over runs matched on seed, split and held-out domain, with verdicts.
 
-    ``what`` says in words what the number is (it starts the captions).
+    ``what`` says in words what the number is (it starts the captions); ``sides`` are the verdict's words for a
+    significant difference (see :func:`~stylecls.report.stats.verdict`).
     """
     if runs.empty:
         return Section(title, {}, [], [], [], notes=[f"{what}: no run has this number."])
@@ -131,7 +132,8 @@ def number_section(runs: pd.DataFrame, column: str, by: str, ci: CiMethod, title
     if lonely:
         unmatched = pd.concat(lonely, ignore_index=True)
         tables["unmatched"] = ("Runs without a partner in a comparison (left out of that comparison).", unmatched)
-    return Section(title, tables, pairings, stats, [verdict(s, ci, unit=unit) for s in stats], measure=column)
+    return Section(title, tables, pairings, stats, [verdict(s, ci, unit=unit, sides=sides) for s in stats],
+                   measure=column)
 
 
 #: Extra sections per group: each gets the group's runs chosen by the headline selection, the axis and the interval

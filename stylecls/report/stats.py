@@ -158,11 +158,12 @@ def paired_stats(a_values: np.ndarray, b_values: np.ndarray, a: str = "a", b: st
 
 
 def verdict(s: PairedStats, method: CiMethod = "auto", scale: float = 100.0, unit: str = "points",
-            alpha: float = 0.05) -> str:
+            alpha: float = 0.05, sides: tuple[str, str] = ("better", "worse")) -> str:
     """One sentence from the numbers, e.g. ``SRM − SE: +1.3 points [−0.4, +3.0], 12 pairs, not significant at 5 %``.
 
-    "better"/"worse" only when the shown interval excludes 0 *and* the paired test gives p < alpha;
-    an interval that contains 0 is always "not significant".
+    "better"/"worse" (``sides``: "higher"/"lower" for a number that is neither good nor bad) only when the shown
+    interval excludes 0 *and* the paired test gives p < alpha; an interval that contains 0 is always "not
+    significant".
     """
     a, b = display_name(s.a), display_name(s.b)
     label = f"{a} − {b}"
@@ -181,7 +182,7 @@ def verdict(s: PairedStats, method: CiMethod = "auto", scale: float = 100.0, uni
     if math.isnan(s.p_value) or s.p_value >= alpha:
         return (f"{head} {ci_text}, {pairs}, not significant at {pct}: the interval excludes 0 but the "
                 f"{s.test} gives {p_text}.")
-    side = "better" if s.mean > 0 else "worse"
+    side = sides[0] if s.mean > 0 else sides[1]
     return f"{head} {ci_text}, {pairs}, significant at {pct} ({s.test} {p_text}): {a} {side} than {b}."
 
 

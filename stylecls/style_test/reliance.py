@@ -68,7 +68,9 @@ def style_reliance_section(runs: pd.DataFrame, by: str, ci: CiMethod) -> Section
         short, what = next((n, w) for k, t, c, n, w in NUMBERS if k == kind and c == column and t in (None, test))
         short, what = short.format(test=test), what.format(test=test)
         values = runs.assign(style_number=numbers.loc[runs["run"], key].to_numpy())
-        part = number_section(values.dropna(subset=["style_number"]), "style_number", by, ci, TITLE, what)
+        # reliance on style is not better or worse in itself: a significant difference is "higher" or "lower"
+        part = number_section(values.dropna(subset=["style_number"]), "style_number", by, ci, TITLE, what,
+                              sides=("higher", "lower"))
         tables = {f"{key}|{name}": t for name, t in part.tables.items()}
         verdicts = [f"Style reliance ({short}): {v}" for v in part.verdicts]
         if section is None:  # the headline: its pairs make the section's figure
