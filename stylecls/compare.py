@@ -35,6 +35,8 @@ FILES = ("comparison.md", "comparison.csv")
 
 @dataclass(frozen=True)
 class Comparison:
+    """The unpaired summary, its markdown tables, and the run folders left out (tabled in comparison.md)."""
+
     summary: pd.DataFrame
     markdown: str
     left_out: list[LeftOut]
@@ -52,9 +54,6 @@ def comparison(paths: Iterable[str | Path], by: str = DEFAULT_BY, skip_unevaluat
     if collection.runs[TRIAL].nunique() > 1:
         markdown += ("\nA hyper-parameter search: each cell is the trial chosen by training-domain validation per "
                      f"{by}, held-out domain / split and seed (`stylecls report --selection all` for the others).\n")
-    if collection.left_out:
-        table = pd.DataFrame([{"run": r.run, "left out because": r.reason, "fix": r.fix} for r in collection.left_out])
-        markdown += f"\n### Left out ({len(collection.left_out)} run folders)\n\n{markdown_table(table)}\n"
     return Comparison(summary, markdown, collection.left_out)
 
 
@@ -63,7 +62,11 @@ def write_comparison(result: Comparison, out: str | Path) -> Path:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     result.summary.to_csv(out_dir / FILES[1], index=False)
-    (out_dir / FILES[0]).write_text(result.markdown)
+    markdown = result.markdown
+    if result.left_out:  # the file says which runs it leaves out (the command says it on stderr)
+        table = pd.DataFrame([{"run": r.run, "left out because": r.why()} for r in result.left_out])
+        markdown += f"\n### Left out ({len(result.left_out)} run folders)\n\n{markdown_table(table)}\n"
+    (out_dir / FILES[0]).write_text(markdown)
     return out_dir
 
 

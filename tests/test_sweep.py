@@ -105,6 +105,11 @@ def test_status_of_done_incomplete_running_and_not_started(tmp_path: Path) -> No
     assert [s.run_name() for s in plan.pending()] == names[1:]
     result = invoke("status", str(tmp_path))
     assert result.exit_code == 0 and "1 done" in result.output and "not started" in result.output
+    broken = tmp_path / "broken"  # an unreadable run beside them: its empty epochs must not turn 2/2 into 2/2.0
+    broken.mkdir()
+    (broken / "config.json").write_text("garbage")
+    result = invoke("status", str(tmp_path))
+    assert result.exit_code == 0 and "2/2 " in result.output and "2/2.0" not in result.output
 
 
 def test_status_of_one_run_folder_and_its_help_speaks_the_record_states(tmp_path: Path) -> None:

@@ -176,7 +176,4 @@ def inspect_cmd(
         row += [f"{overall:.3f}", "" if far is None else f"{far['distance']:.4f} ({far['group']})"]
         table.add_row(*row)
     console.print(table)
-    console.print("largest domain distance: the domain whose mean gate vector is farthest from the mean over all "
-                  "images (mean absolute difference per channel); near 0 the layer gates every domain alike, large "
-                  "it recalibrates that domain differently.", style="dim", highlight=False)
     console.print(f"wrote {', '.join(p.name for p in result.files)} to {result.out_dir}/")

@@ -65,8 +65,9 @@ def style_test_cmd(
             table.add_row(kind_name, test, f"{r['strength']:g}", pct(r["accuracy"]), _pct(content), _pct(style),
                           _pct(r.get("agreement", float("nan"))))  # fmt: skip
     console.print(table)
-    console.print("content share: of the decisions that follow A's or B's label, the share that follow A's "
-                  "(the content); follows style: how often the decision is B's label", highlight=False)
+    console.print("content share: of the decisions that follow A's or B's label, the share that follow A's (the "
+                  "content; the CSVs' phase_fraction / content_fraction); follows style: how often the decision is "
+                  "B's label (follows_amplitude / switches_to_style)", highlight=False)
     if result.skipped:
         err_console.print(f"skipped {result.skipped:,} pairs with an unreadable image", highlight=False)
     console.print(f"wrote {', '.join(p.name for p in result.files)} to {result.out_dir}/")

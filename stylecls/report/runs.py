@@ -49,8 +49,12 @@ class LeftOut:
     reason: str
     fix: str
 
+    def why(self) -> str:
+        """The reason and, where it is not already in it, the fix."""
+        return self.reason + (f" ({self.fix})" if self.fix else "")
+
     def line(self) -> str:
-        return f"{self.run}: {self.reason}" + (f" ({self.fix})" if self.fix else "")
+        return f"{self.run}: {self.why()}"
 
 
 @dataclass
@@ -211,5 +215,5 @@ def confusion(run: str | Path, normalize: bool = True) -> pd.DataFrame:
 
 def left_out_table(left_out: Sequence[LeftOut]) -> pd.DataFrame:
     """The runs left out, for the report."""
-    rows = [{"run": r.run, "why": r.reason, "fix": r.fix} for r in left_out]
-    return pd.DataFrame(rows, columns=["run", "why", "fix"])
+    rows = [{"run": r.run, "why": r.why()} for r in left_out]
+    return pd.DataFrame(rows, columns=["run", "why"])

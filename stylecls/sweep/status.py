@@ -80,7 +80,7 @@ def status_table(frame: pd.DataFrame, title: str) -> Table:
         return "" if x is None or pd.isna(x) else f"{100 * float(x):.1f}%"
 
     for r in frame.to_dict("records"):
-        epoch = "" if r["epoch"] is None or pd.isna(r["epoch"]) else f"{int(r['epoch'])}/{r['epochs']}"
+        epoch = "" if pd.isna(r["epoch"]) else f"{int(r['epoch'])}/{'?' if pd.isna(r['epochs']) else int(r['epochs'])}"
         status = f"[{colour.get(r['status'], 'white')}]{r['status']}[/]"
         cells = [r["run"], r["spec"], status, epoch, pct(r["best_val"]), pct(r["test_top1"])]
         table.add_row(*cells, *([str(r.get("note") or "")] if notes.any() else []))

@@ -139,7 +139,8 @@ def _resume(folder: RunFolder, runtime: RuntimeOptions, ddp: Dist) -> Path:
             if not folder.status().finished:  # stopped between the last checkpoint and the done marker
                 folder.set_status(DONE, epoch=trainer.epoch, best_epoch=trainer.best_epoch,
                                  best_val_acc=trainer.best_val_acc, finished=now())
-            console.print(f"{folder.path} already finished its {spec.epochs} epochs; nothing to resume")
+            epochs = f"{spec.epochs} epoch{'s' if spec.epochs != 1 else ''}"
+            console.print(f"{folder.path} already finished its {epochs}; nothing to resume")
         return folder.path
     if ddp.main:
         folder.trim_metrics(trainer.epoch)
