@@ -16,6 +16,7 @@ batch). Randomness comes from torch's global generator, which a run's checkpoint
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -69,7 +70,7 @@ def dsu(x: Tensor, noise_mean: Tensor, noise_std: Tensor, eps: float = 1e-6) -> 
     return ((x - mu) / sig * gamma + beta).to(x.dtype)
 
 
-class _FeatureAug(nn.Module):
+class _FeatureAug(nn.Module, ABC):
     """Training only, with probability ``p`` per batch of two or more images; the identity otherwise.
 
     ``label``: how results name the augmentation (tables, figures, the method axis of reports)."""
@@ -85,8 +86,9 @@ class _FeatureAug(nn.Module):
             return x
         return self.augment(x)
 
+    @abstractmethod
     def augment(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The augmented batch (training, with probability ``p``)."""
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
