@@ -180,7 +180,7 @@ class RunFolder:
         ones are skipped and counted by its readers); a run read on another machine needs ``--data-root``.
         """
         root = Path(data_root if data_root is not None else self.record().data.root).expanduser()
-        check = check_images and self.split_path.is_file() and not self.spec().skip_bad
+        check = check_images and not self.spec().skip_bad
         hint = "" if data_root is not None else "; pass --data-root to point at your copy of the data"
         return read_split(self.split_path, root, check, hint)
 
